@@ -1,0 +1,92 @@
+/**
+ * The in-process registry of schemas and memberships (DESIGN.md §5): a request or a runInSchema
+ * call looks tenants up here, not in the database. Loaded in one round trip, reloaded after any
+ * change made through the library, on a change notice from another process, or after `ttl` ms.
+ */
+import { QueryTypes, type Sequelize } from 'sequelize'
+import { MEMBERSHIP_TABLE, SCHEMA_TABLE, type UserId } from '../models/index.js'
+import { runWithSchema } from './context.js'
+
+export interface SchemaInfo {
+  /** The PostgreSQL schema name. */
+  schema: string
+  /** The display name. */
+  name: string
+  isActive: boolean
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface RegistrySnapshot {
+  readonly schemas: ReadonlyMap<string, SchemaInfo>
+  /** user id (as a string) → schema names the user is a member of (active or not). */
+  readonly members: ReadonlyMap<string, ReadonlySet<string>>
+  readonly loadedAt: number
+}
+
+export function userKey (userId: UserId): string {
+  return typeof userId === 'number' ? String(userId) : userId
+}
+
+interface SchemaRow { schema_name: string, name: string, is_active: boolean, created_at: string, updated_at: string }
+interface MembershipRow { schema_name: string, user_id: string | number }
+
+export class SchemaRegistry {
+  private snapshot: RegistrySnapshot | null = null
+  private loading: Promise<RegistrySnapshot> | null = null
+  private generation = 0
+
+  constructor (private readonly sequelize: Sequelize, private readonly ttl: number) {}
+
+  /** Forgets what is cached; the next read reloads. */
+  invalidate (): void {
+    this.generation++
+    this.snapshot = null
+  }
+
+  /** The cached snapshot, loading it when missing or older than the TTL. */
+  async get (): Promise<RegistrySnapshot> {
+    const snapshot = this.snapshot
+    if (snapshot !== null && Date.now() - snapshot.loadedAt < this.ttl) return snapshot
+    return await this.load()
+  }
+
+  /** The cached snapshot if it is fresh, without any I/O. */
+  peek (): RegistrySnapshot | null {
+    const snapshot = this.snapshot
+    return snapshot !== null && Date.now() - snapshot.loadedAt < this.ttl ? snapshot : null
+  }
+
+  private async load (): Promise<RegistrySnapshot> {
+    if (this.loading !== null) return await this.loading
+    const generation = this.generation
+    const loading = (async () => {
+      // Both reads in one query and one round trip, in public whatever the caller's context.
+      const [row] = await runWithSchema(null, async () => await this.sequelize.query<{ schemas: SchemaRow[], members: MembershipRow[] }>(
+        `SELECT (SELECT coalesce(json_agg(s), '[]') FROM (SELECT schema_name, name, is_active, created_at, updated_at FROM public.${SCHEMA_TABLE}) s) AS schemas,
+                (SELECT coalesce(json_agg(m), '[]') FROM (SELECT schema_name, user_id::text AS user_id FROM public.${MEMBERSHIP_TABLE}) m) AS members`,
+        { type: QueryTypes.SELECT, logging: false }))
+      const schemas = new Map<string, SchemaInfo>()
+      for (const r of row?.schemas ?? []) {
+        schemas.set(r.schema_name, { schema: r.schema_name, name: r.name, isActive: r.is_active, createdAt: new Date(r.created_at), updatedAt: new Date(r.updated_at) })
+      }
+      const members = new Map<string, Set<string>>()
+      for (const r of row?.members ?? []) {
+        const key = userKey(r.user_id)
+        let set = members.get(key)
+        if (set === undefined) members.set(key, set = new Set())
+        set.add(r.schema_name)
+      }
+      const snapshot: RegistrySnapshot = { schemas, members, loadedAt: Date.now() }
+      // A change that happened while loading makes this load stale: keep it for this caller only.
+      if (generation === this.generation) this.snapshot = snapshot
+      return snapshot
+    })()
+    this.loading = loading
+    try {
+      return await loading
+    } finally {
+      this.loading = null
+    }
+  }
+}

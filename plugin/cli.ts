@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+/**
+ * The `boardinghouse` command (commander): migrate, and schema create / list / delete / grant /
+ * revoke. The database comes from DATABASE_URL, the app's models and migration folders from a
+ * config module (--config, default boardinghouse.config.* in the current directory).
+ */
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { Command, CommanderError } from 'commander'
+import cliProgress from 'cli-progress'
+import { Sequelize } from 'sequelize'
+import { loadConfig, type BoardinghouseConfig } from './config.js'
+import { BoardinghouseErrors } from './errors.js'
+import type { MigrateProgress } from './migrator.js'
+import { Boardinghouse } from './tenants.js'
+
+export interface CliIO {
+  out: (text: string) => void
+  err: (text: string) => void
+  isTTY: boolean
+  env: NodeJS.ProcessEnv
+}
+
+const defaultIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  isTTY: process.stderr.isTTY === true,
+  env: process.env
+}
+
+async function open (configPath: string | undefined, io: CliIO): Promise<{ bh: Boardinghouse, close: () => Promise<void> }> {
+  const url = io.env.DATABASE_URL
+  if (url === undefined || url === '') throw new BoardinghouseErrors.NO_DATABASE_URL()
+  const { config } = await loadConfig(configPath)
+  const sequelize = new Sequelize(url, { logging: false, ...config.sequelize, dialect: 'postgres' })
+  try {
+    await config.models?.(sequelize)
+    const bh = new Boardinghouse(optionsFrom(config, sequelize))
+    return { bh, close: async () => { await sequelize.close() } }
+  } catch (err) {
+    await sequelize.close()
+    throw err
+  }
+}
+
+function optionsFrom (config: BoardinghouseConfig, sequelize: Sequelize): ConstructorParameters<typeof Boardinghouse>[0] {
+  return {
+    sequelize,
+    tenantModels: config.tenantModels ?? [],
+    ...(config.sharedMigrations !== undefined ? { sharedMigrations: config.sharedMigrations } : {}),
+    ...(config.tenantMigrations !== undefined ? { tenantMigrations: config.tenantMigrations } : {}),
+    ...(config.sharedMigrationsTable !== undefined ? { sharedMigrationsTable: config.sharedMigrationsTable } : {}),
+    ...(config.userIdType !== undefined ? { userIdType: config.userIdType } : {}),
+    ...(config.migrationConcurrency !== undefined ? { migrationConcurrency: config.migrationConcurrency } : {})
+  }
+}
+
+/** Progress on multi-schema work: a bar on a terminal, a plain line per tenth otherwise. */
+function progressReporter (io: CliIO): { onProgress: (p: MigrateProgress) => void, stop: () => void } {
+  let bar: cliProgress.SingleBar | null = null
+  let lastTenth = -1
+  return {
+    onProgress (p) {
+      if (p.phase === 'shared') {
+        io.err(`shared migrations: ${p.total} ran\n`)
+        return
+      }
+      if (p.phase === 'template') {
+        io.err(`template ${p.schema ?? ''} migrated\n`)
+        return
+      }
+      if (io.isTTY) {
+        if (bar === null) {
+          bar = new cliProgress.SingleBar({ format: 'schemas [{bar}] {value}/{total} {schema}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+          bar.start(p.total, 0, { schema: '' })
+        }
+        bar.update(p.done, { schema: p.schema ?? '' })
+        return
+      }
+      const tenth = Math.floor((p.done * 10) / p.total)
+      if (tenth !== lastTenth || p.done === p.total) {
+        lastTenth = tenth
+        io.err(`schemas migrated: ${p.done}/${p.total}\n`)
+      }
+    },
+    stop () { bar?.stop() }
+  }
+}
+
+export function buildProgram (io: CliIO = defaultIO): Command {
+  const program = new Command('boardinghouse')
+    .description('Postgres schema-per-tenant multi-tenancy for Fastify and Sequelize')
+    .option('-c, --config <path>', 'config module (default: boardinghouse.config.* in the current directory)')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError()
+
+  const withApi = async <T>(fn: (bh: Boardinghouse) => Promise<T>): Promise<T> => {
+    const { bh, close } = await open(program.opts<{ config?: string }>().config, io)
+    try {
+      return await fn(bh)
+    } finally {
+      await close()
+    }
+  }
+
+  program.command('migrate')
+    .description('run shared migrations once, then tenant migrations in __template__ and every schema that is behind')
+    .option('--concurrency <n>', 'schemas migrated at once', (v) => {
+      const n = Number(v)
+      if (!Number.isInteger(n) || n < 1) throw new BoardinghouseErrors.INVALID_OPTION(`--concurrency must be a positive integer, not ${JSON.stringify(v)}`)
+      return n
+    })
+    .action(async (opts: { concurrency?: number }) => {
+      await withApi(async (bh) => {
+        const reporter = progressReporter(io)
+        try {
+          const r = await bh.migrate({ ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), onProgress: reporter.onProgress })
+          reporter.stop()
+          io.out(`migrated: ${r.shared.length} shared, ${r.template.length} in the template, ${r.migratedSchemas} schemas brought up to date, ${r.upToDateSchemas} already were\n`)
+        } finally {
+          reporter.stop()
+        }
+      })
+    })
+
+  const schema = program.command('schema').description('manage tenant schemas')
+  schema.command('create <name>')
+    .description('create a schema cloned from __template__')
+    .option('--name <display>', 'display name (default: the schema name)')
+    .action(async (name: string, opts: { name?: string }) => {
+      await withApi(async (bh) => {
+        const s = await bh.createSchema(name, opts.name !== undefined ? { name: opts.name } : {})
+        io.out(`created schema ${s.schema} (${s.name})\n`)
+      })
+    })
+  schema.command('list')
+    .description('list schemas')
+    .option('--json', 'print JSON')
+    .option('--all', 'include deactivated schemas')
+    .action(async (opts: { json?: boolean, all?: boolean }) => {
+      await withApi(async (bh) => {
+        const list = await bh.listSchemas({ includeInactive: opts.all === true })
+        if (opts.json === true) {
+          io.out(JSON.stringify(list.map((s) => ({ schema: s.schema, name: s.name, isActive: s.isActive, createdAt: s.createdAt.toISOString() }))) + '\n')
+        } else {
+          for (const s of list) io.out(`${s.schema}\t${s.name}${s.isActive ? '' : '\t(inactive)'}\n`)
+        }
+      })
+    })
+  schema.command('delete <name>')
+    .description('deactivate a schema, or drop it with --drop')
+    .option('--drop', 'drop the schema and all its rows')
+    .action(async (name: string, opts: { drop?: boolean }) => {
+      await withApi(async (bh) => {
+        await bh.deleteSchema(name, { drop: opts.drop === true })
+        io.out(opts.drop === true ? `dropped schema ${name}\n` : `deactivated schema ${name}\n`)
+      })
+    })
+  schema.command('grant <name> <userId>')
+    .description('make a user a member of a schema')
+    .action(async (name: string, userId: string) => {
+      await withApi(async (bh) => {
+        await bh.grant(name, userId)
+        io.out(`granted ${userId} on ${name}\n`)
+      })
+    })
+  schema.command('revoke <name> <userId>')
+    .description("remove a user's membership of a schema")
+    .action(async (name: string, userId: string) => {
+      await withApi(async (bh) => {
+        const removed = await bh.revoke(name, userId)
+        io.out(removed ? `revoked ${userId} on ${name}\n` : `${userId} was not a member of ${name}\n`)
+      })
+    })
+  return program
+}
+
+/** Runs the CLI; resolves to the exit code. Errors print as one line: `boardinghouse: CODE: message`. */
+export async function main (argv: string[], io: CliIO = defaultIO): Promise<number> {
+  const program = buildProgram(io)
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return 0
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    const e = err as { code?: string, message?: string }
+    const code = typeof e.code === 'string' && e.code.startsWith('FST_BH_') ? `${e.code}: ` : ''
+    io.err(`boardinghouse: ${code}${(e.message ?? String(err)).split('\n')[0] ?? ''}\n`)
+    return 1
+  }
+}
+
+const invoked = process.argv[1]
+if (invoked !== undefined && import.meta.url === pathToFileURL(realpathSync(invoked)).href) {
+  // Config modules and migrations may be TypeScript: load them through tsx when not already.
+  try {
+    const { register } = await import('tsx/esm/api')
+    register()
+  } catch {}
+  process.exitCode = await main(process.argv.slice(2))
+}

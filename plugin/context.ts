@@ -1,0 +1,120 @@
+/**
+ * The tenant context: an AsyncLocalStorage store holding the active schema, and the Sequelize hooks
+ * that make every query run with `search_path` = that schema, public (DESIGN.md §1).
+ *
+ * The SET travels in the same simple-protocol message as the query (Sequelize's `searchPath`
+ * prepend), so no per-connection state can go stale. Queries with bind parameters (extended
+ * protocol, one statement only) get a separate SET on their connection first.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { Sequelize, Transaction } from 'sequelize'
+import { BoardinghouseErrors } from './errors.js'
+import { quoteIdent } from './names.js'
+
+export interface TenantStore {
+  /** The active schema, or null for none (public only). */
+  readonly schema: string | null
+  /** The `search_path` value for this schema, quoted, precomputed once. */
+  readonly searchPath: string
+  /** The user on whose behalf code runs, if known (audit log, permission checks). */
+  readonly userId?: string | number | null
+  /** A transaction that queries in this context join when they name none (migrations). */
+  readonly transaction?: Transaction
+}
+
+export const PUBLIC_SEARCH_PATH = 'public'
+
+export const tenantStorage = new AsyncLocalStorage<TenantStore>()
+
+export function searchPathFor (schema: string | null): string {
+  return schema === null ? PUBLIC_SEARCH_PATH : `${quoteIdent(schema)}, public`
+}
+
+export function storeFor (schema: string | null, extra: Omit<TenantStore, 'schema' | 'searchPath'> = {}): TenantStore {
+  return { schema, searchPath: searchPathFor(schema), ...extra }
+}
+
+/** The active schema in this async context, or null. */
+export function currentSchema (): string | null {
+  return tenantStorage.getStore()?.schema ?? null
+}
+
+/** The shape of Sequelize's internal postgres Query object that the hook relies on (pinned by test/internals.test.ts). */
+interface PgQueryLike {
+  options: { searchPath?: string, supportsSearchPath?: boolean, transaction?: Transaction | null }
+  connection: { query: (sql: string) => Promise<unknown> }
+}
+
+interface QueryOptionsLike {
+  bind?: unknown
+  supportsSearchPath?: boolean
+  transaction?: Transaction | null
+}
+
+const INSTALLED = Symbol.for('fastify-boardinghouse.installed')
+const transactionSchemas = new WeakMap<object, string | null>()
+
+/**
+ * Installs the beforeQuery hook on a Sequelize instance, once (safe to call again).
+ * Also makes `sequelize.query` and `sequelize.transaction` join the context's transaction when the
+ * store carries one and the call names none (used by migrations: one transaction per schema), on
+ * this instance only: Sequelize.useCLS would be global to every instance in the process.
+ */
+export function installContextHooks (sequelize: Sequelize): void {
+  const marked = sequelize as Sequelize & { [INSTALLED]?: true }
+  if (marked[INSTALLED] === true) return
+  marked[INSTALLED] = true
+
+  sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', async function setSearchPath (options: object, query: unknown) {
+    const q = query as PgQueryLike
+    const opts = options as QueryOptionsLike
+    const store = tenantStorage.getStore()
+    const searchPath = store?.searchPath ?? PUBLIC_SEARCH_PATH
+    const transaction = opts.transaction ?? undefined
+    if (transaction !== undefined) {
+      const schema = store?.schema ?? null
+      const opened = transactionSchemas.get(transaction)
+      if (opened === undefined) {
+        transactionSchemas.set(transaction, schema)
+      } else if (opened !== schema) {
+        throw new BoardinghouseErrors.TRANSACTION_SCHEMA_MISMATCH(opened ?? 'public', schema ?? 'public')
+      }
+    }
+    if (opts.supportsSearchPath === false) {
+      q.options.searchPath = undefined
+      return
+    }
+    if (opts.bind !== undefined) {
+      // Extended protocol allows one statement per message: set the path on the connection first.
+      q.options.searchPath = undefined
+      await q.connection.query(`SET search_path TO ${searchPath}`)
+      return
+    }
+    q.options.searchPath = searchPath
+  })
+
+  const originalQuery = sequelize.query.bind(sequelize) as (sql: unknown, options?: Record<string, unknown>) => Promise<unknown>
+  const originalTransaction = sequelize.transaction.bind(sequelize) as (...args: unknown[]) => Promise<unknown>
+  const patched = sequelize as unknown as Record<string, unknown>
+  patched.query = function query (sql: unknown, options?: Record<string, unknown>) {
+    const transaction = tenantStorage.getStore()?.transaction
+    if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
+      return originalQuery(sql, { ...options, transaction })
+    }
+    return originalQuery(sql, options)
+  }
+  patched.transaction = function transaction (...args: unknown[]) {
+    const outer = tenantStorage.getStore()?.transaction
+    if (outer === undefined) return originalTransaction(...args)
+    if (typeof args[0] === 'function') return originalTransaction({ transaction: outer }, args[0])
+    const options = (args[0] ?? {}) as Record<string, unknown>
+    if (options.transaction !== undefined) return originalTransaction(...args)
+    return originalTransaction({ ...options, transaction: outer }, ...args.slice(1))
+  }
+}
+
+/** Runs `fn` with `schema` active (no existence check here: callers check the registry first). */
+export function runWithSchema<T> (schema: string | null, fn: () => T, extra: Omit<TenantStore, 'schema' | 'searchPath'> = {}): T {
+  const outer = tenantStorage.getStore()
+  return tenantStorage.run(storeFor(schema, { userId: outer?.userId, ...extra }), fn)
+}

@@ -1,0 +1,32 @@
+/** Access to a dedicated connection of the app's Sequelize pool (Sequelize internals, pinned by test/internals.test.ts). */
+import type { Sequelize } from 'sequelize'
+
+export interface RawConnection {
+  query: (sql: string, params?: unknown[]) => Promise<{ rows: Array<Record<string, unknown>>, rowCount: number | null }>
+}
+
+interface ConnectionManagerLike {
+  getConnection: (options?: object) => Promise<RawConnection>
+  releaseConnection: (connection: RawConnection) => Promise<void> | void
+}
+
+function connectionManager (sequelize: Sequelize): ConnectionManagerLike {
+  return (sequelize as unknown as { connectionManager: ConnectionManagerLike }).connectionManager
+}
+
+/** Runs `fn` on one connection taken from the pool, and gives it back (also on error). */
+export async function withConnection<T> (sequelize: Sequelize, fn: (connection: RawConnection) => Promise<T>): Promise<T> {
+  const manager = connectionManager(sequelize)
+  const connection = await manager.getConnection({ type: 'SELECT' })
+  try {
+    return await fn(connection)
+  } finally {
+    await manager.releaseConnection(connection)
+  }
+}
+
+/** The pool's maximum size as configured on the Sequelize instance. */
+export function poolMax (sequelize: Sequelize): number {
+  const max = (sequelize as unknown as { config: { pool?: { max?: number } } }).config.pool?.max
+  return typeof max === 'number' && max > 0 ? max : 5
+}

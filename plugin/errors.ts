@@ -1,0 +1,35 @@
+import createError from '@fastify/error'
+
+/** Message arguments (filling the %s in order), optionally followed by `{ cause }`. */
+type ErrorArgs = Array<string | number | { cause: unknown }>
+
+function define<C extends string, S extends number> (code: C, message: string, statusCode: S): createError.FastifyErrorConstructor<{ code: C, statusCode: S }, ErrorArgs> {
+  return createError<C, S, ErrorArgs>(code, message, statusCode)
+}
+
+/**
+ * Every error the library raises, with a stable code and the HTTP status a route would answer.
+ * The README's errors table lists each of them (a test checks it).
+ */
+export const BoardinghouseErrors = {
+  INVALID_OPTION: define('FST_BH_INVALID_OPTION', 'Invalid boardinghouse option: %s', 500),
+  INVALID_SCHEMA_NAME: define('FST_BH_INVALID_SCHEMA_NAME', 'Invalid schema name %s: %s', 400),
+  TEMPLATE_SCHEMA: define('FST_BH_TEMPLATE_SCHEMA', 'Schema "__template__" holds the tenant structure and cannot be used as a tenant', 400),
+  SCHEMA_EXISTS: define('FST_BH_SCHEMA_EXISTS', 'Schema "%s" already exists', 409),
+  SCHEMA_NOT_FOUND: define('FST_BH_SCHEMA_NOT_FOUND', 'Schema "%s" not found', 404),
+  SCHEMA_INACTIVE: define('FST_BH_SCHEMA_INACTIVE', 'Schema "%s" is not active', 404),
+  NOT_MIGRATED: define('FST_BH_NOT_MIGRATED', 'The database is not migrated: %s. Run `boardinghouse migrate` first', 500),
+  CLONE_FAILED: define('FST_BH_CLONE_FAILED', 'Creating schema "%s" failed: %s', 500),
+  CLONE_UNSUPPORTED: define('FST_BH_CLONE_UNSUPPORTED', 'The template holds an object that cannot be cloned: %s', 500),
+  MIGRATION_FAILED: define('FST_BH_MIGRATION_FAILED', 'Migration "%s" failed in schema "%s": %s', 500),
+  MIGRATION_LOCKED: define('FST_BH_MIGRATION_LOCKED', 'Another migrate run holds the migration lock', 409),
+  TENANT_TABLE_IN_PUBLIC: define('FST_BH_TENANT_TABLE_IN_PUBLIC', 'Tenant table "%s" exists in schema public; tenant tables may only exist in tenant schemas', 500),
+  SHARED_REFERENCES_TENANT: define('FST_BH_SHARED_REFERENCES_TENANT', 'Shared model "%s" has a foreign key to tenant model "%s"; a table in public cannot reference a table that exists once per schema', 500),
+  UNKNOWN_MODEL: define('FST_BH_UNKNOWN_MODEL', 'Model "%s" is not defined on this Sequelize instance', 500),
+  TRANSACTION_SCHEMA_MISMATCH: define('FST_BH_TRANSACTION_SCHEMA_MISMATCH', 'A transaction opened in schema "%s" was used while schema "%s" is active', 500),
+  INVALID_USER_ID: define('FST_BH_INVALID_USER_ID', 'Invalid user id: %s', 400),
+  CONFIG_NOT_FOUND: define('FST_BH_CONFIG_NOT_FOUND', 'Config module not found: %s', 500),
+  NO_DATABASE_URL: define('FST_BH_NO_DATABASE_URL', 'DATABASE_URL is not set', 500)
+} as const
+
+export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`

@@ -1,0 +1,316 @@
+/**
+ * Migrations (DESIGN.md §4), with umzug: the library's own shared set and the app's shared set run
+ * once in public; the app's tenant set runs in `__template__` and then in every tenant schema.
+ *
+ * - A ledger (public.boardinghouse_tenant_migration) records per schema which tenant migrations
+ *   ran, so the schemas that are behind are found with one query.
+ * - Each schema migrates in one transaction (its ledger rows included): a failure leaves that schema
+ *   as it was, the schemas already done stay done, and a re-run continues.
+ * - Schemas migrate in parallel on a bounded number of pooled connections.
+ * - One migrate at a time per database (an advisory lock); creating a tenant waits for it.
+ */
+import { readdir } from 'node:fs/promises'
+import { extname, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { existsSync } from 'node:fs'
+import { QueryTypes, Sequelize as SequelizeClass, type QueryInterface, type Sequelize, type Transaction } from 'sequelize'
+import { SequelizeStorage, Umzug, type MigrationParams, type RunnableMigration, type UmzugStorage } from 'umzug'
+import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../models/index.js'
+import { runWithSchema } from './context.js'
+import { poolMax, withConnection } from './db.js'
+import { BoardinghouseErrors } from './errors.js'
+import { GUARD_TRIGGER_PREFIX } from './clone.js'
+import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
+
+/** Advisory lock key shared by `migrate` (exclusive) and tenant creation (shared). */
+export const MIGRATION_LOCK_KEY = 0x62686d67 // 'bhmg'
+export const GUARD_TRIGGER = `${GUARD_TRIGGER_PREFIX}_template_guard`
+
+/** What a migration receives as `context` (umzug style: `up({ context })`). */
+export interface MigrationContext {
+  queryInterface: QueryInterface
+  /** The Sequelize class (for DataTypes), as sequelize-cli passes it. */
+  Sequelize: typeof SequelizeClass
+  sequelize: Sequelize
+  /** The schema being migrated: 'public' for shared migrations. */
+  schema: string
+  /** True while migrating `__template__`, which refuses rows: data steps should skip it. */
+  isTemplate: boolean
+  /** The transaction the schema migrates in; queries made without one join it anyway. */
+  transaction: Transaction
+  options: { userIdType: UserIdType }
+}
+
+export type MigrationPhase = 'shared' | 'template' | 'tenants'
+
+export interface MigrateProgress {
+  phase: MigrationPhase
+  /** Schemas (or, for 'shared', migrations) done so far in this phase. */
+  done: number
+  total: number
+  /** The schema just finished, for 'template' and 'tenants'. */
+  schema?: string
+}
+
+export interface MigrateOptions {
+  /** Schemas migrated at once; capped at the pool's max - 1. Defaults to the `migrationConcurrency` option. */
+  concurrency?: number
+  onProgress?: (progress: MigrateProgress) => void
+}
+
+export interface MigrateResult {
+  /** Shared migrations that ran now (library's and app's). */
+  shared: string[]
+  /** Tenant migrations that ran now in the template. */
+  template: string[]
+  /** Tenant schemas that were behind and are now at the head. */
+  migratedSchemas: number
+  /** Tenant schemas that were already at the head. */
+  upToDateSchemas: number
+}
+
+interface LoadedMigration {
+  name: string
+  path: string
+  module: { up: (...args: unknown[]) => Promise<unknown>, down?: (...args: unknown[]) => Promise<unknown> }
+}
+
+const MIGRATION_EXTENSIONS = new Set(['.js', '.cjs', '.mjs', '.ts', '.cts', '.mts'])
+
+/** The library's own migrations: `migrations/` at the package root (from plugin/ in source, dist/plugin/ when built). */
+function libraryMigrationsFolder (): string {
+  const fromSource = fileURLToPath(new URL('../migrations/', import.meta.url))
+  return existsSync(join(fromSource, '..', 'package.json')) ? fromSource : fileURLToPath(new URL('../../migrations/', import.meta.url))
+}
+
+/** Loads a folder's migration files, sorted by file name (the migration's name). */
+export async function loadMigrations (folder: string | undefined): Promise<LoadedMigration[]> {
+  if (folder === undefined) return []
+  const dir = resolve(folder)
+  let entries: string[]
+  try {
+    entries = await readdir(dir)
+  } catch (err) {
+    throw new BoardinghouseErrors.INVALID_OPTION(`migrations folder ${dir} cannot be read`, { cause: err })
+  }
+  const files = entries.filter((f) => MIGRATION_EXTENSIONS.has(extname(f)) && !f.endsWith('.d.ts')).sort()
+  const loaded: LoadedMigration[] = []
+  for (const file of files) {
+    const path = join(dir, file)
+    const imported = await import(pathToFileURL(path).href) as Record<string, unknown> & { default?: Record<string, unknown> }
+    const mod = (typeof imported.up === 'function' ? imported : imported.default) as LoadedMigration['module'] | undefined
+    if (mod === undefined || typeof mod.up !== 'function') {
+      throw new BoardinghouseErrors.INVALID_OPTION(`migration ${path} exports no up() function`)
+    }
+    loaded.push({ name: file.slice(0, -extname(file).length), path, module: mod })
+  }
+  return loaded
+}
+
+/**
+ * Calls a migration function in either of the two formats: umzug's `up({ context })`, or
+ * sequelize-cli's `up(queryInterface, Sequelize)` (recognised by its two declared parameters).
+ */
+function toRunnable (m: LoadedMigration): RunnableMigration<MigrationContext> {
+  const call = (fn: (...args: unknown[]) => Promise<unknown>) => async (params: MigrationParams<MigrationContext>) =>
+    fn.length >= 2 ? await fn(params.context.queryInterface, params.context.Sequelize) : await fn(params)
+  const down = m.module.down
+  return { name: m.name, path: m.path, up: call(m.module.up), ...(down !== undefined ? { down: call(down) } : {}) }
+}
+
+/** queryInterface.describeTable (and renameColumn/changeColumn through it) assumes public: point it at the schema. */
+function schemaQueryInterface (queryInterface: QueryInterface, schema: string): QueryInterface {
+  if (schema === 'public') return queryInterface
+  return new Proxy(queryInterface, {
+    get (target, prop, receiver) {
+      if (prop === 'describeTable') {
+        return async (table: unknown, options?: unknown) => {
+          const named = typeof table === 'object' && table !== null && (table as { schema?: string }).schema !== undefined
+          const opts = typeof options === 'object' && options !== null ? options as Record<string, unknown> : {}
+          return await target.describeTable(table as string, named || opts.schema !== undefined ? opts : { ...opts, schema })
+        }
+      }
+      return Reflect.get(target, prop, receiver) as unknown
+    }
+  })
+}
+
+/** umzug storage: the rows of the per-schema ledger for one schema. */
+function ledgerStorage (sequelize: Sequelize, schema: string): UmzugStorage<MigrationContext> {
+  return {
+    async executed () {
+      const rows = await sequelize.query<{ name: string }>(
+        `SELECT name FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = :schema ORDER BY name`,
+        { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
+      return rows.map((r) => r.name)
+    },
+    async logMigration ({ name }) {
+      await sequelize.query(`INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name) VALUES (:schema, :name)`,
+        { replacements: { schema, name }, logging: false })
+    },
+    async unlogMigration ({ name }) {
+      await sequelize.query(`DELETE FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = :schema AND name = :name`,
+        { replacements: { schema, name }, logging: false })
+    }
+  }
+}
+
+function wrapFailure (err: unknown, schema: string): Error {
+  const e = err as { migration?: { name?: string }, cause?: unknown, message?: string }
+  const migration = e.migration?.name ?? '(none)'
+  const cause = e.cause ?? err
+  const message = cause instanceof Error ? cause.message : String(cause)
+  const wrapped = new BoardinghouseErrors.MIGRATION_FAILED(migration, schema, message, { cause })
+  return Object.assign(wrapped, { schema, migration })
+}
+
+export interface MigratorDeps {
+  sequelize: Sequelize
+  sharedMigrations: string | undefined
+  tenantMigrations: string | undefined
+  sharedMigrationsTable: string
+  userIdType: UserIdType
+  concurrency: number
+  /** Called after the template's structure changed (the clone DDL cache is stale). */
+  onTemplateChanged: () => void
+}
+
+export class Migrator {
+  private tenantSet: Promise<LoadedMigration[]> | null = null
+
+  constructor (private readonly deps: MigratorDeps) {}
+
+  /** The app's tenant migrations, loaded once. */
+  async tenantMigrations (): Promise<LoadedMigration[]> {
+    this.tenantSet ??= loadMigrations(this.deps.tenantMigrations)
+    return await this.tenantSet
+  }
+
+  private context (schema: string, transaction: Transaction): MigrationContext {
+    const { sequelize } = this.deps
+    return {
+      queryInterface: schemaQueryInterface(sequelize.getQueryInterface(), schema),
+      Sequelize: SequelizeClass,
+      sequelize,
+      schema,
+      isTemplate: schema === TEMPLATE_SCHEMA,
+      transaction,
+      options: { userIdType: this.deps.userIdType }
+    }
+  }
+
+  /** Runs `migrations` in `schema` in one transaction, ledger included. Returns the names that ran. */
+  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, after?: () => Promise<void>): Promise<string[]> {
+    const { sequelize } = this.deps
+    const searchSchema = schema === 'public' ? null : schema
+    return await runWithSchema(searchSchema, async () => await sequelize.transaction(async (transaction) =>
+      await runWithSchema(searchSchema, async () => {
+        const umzug = new Umzug<MigrationContext>({
+          migrations: migrations.map(toRunnable),
+          context: this.context(schema, transaction),
+          storage: storage(transaction),
+          logger: undefined
+        })
+        const ran = await umzug.up()
+        if (after !== undefined) await after()
+        return ran.map((m) => m.name)
+      }, { transaction })))
+  }
+
+  async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
+    const { sequelize } = this.deps
+    const progress = options.onProgress ?? (() => {})
+    const concurrency = Math.max(1, Math.min(options.concurrency ?? this.deps.concurrency, poolMax(sequelize) - 1))
+    const [library, shared, tenant] = await Promise.all([
+      loadMigrations(libraryMigrationsFolder()),
+      loadMigrations(this.deps.sharedMigrations),
+      this.tenantMigrations()
+    ])
+
+    return await withConnection(sequelize, async (lock) => {
+      await lock.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+      try {
+        // 1. Shared: the library's set, then the app's, in public, one transaction.
+        const sharedRan = await this.runSet('public', [...library, ...shared], () => {
+          const lib = new SequelizeStorage({ sequelize, modelName: 'BoardinghouseMeta', tableName: 'boardinghouse_meta' })
+          const app = new SequelizeStorage({ sequelize, modelName: 'BoardinghouseAppMeta', tableName: this.deps.sharedMigrationsTable })
+          const libNames = new Set(library.map((m) => m.name))
+          return {
+            async executed () { return [...await lib.executed(), ...await app.executed()] },
+            async logMigration (meta) { await (libNames.has(meta.name) ? lib : app).logMigration(meta) },
+            async unlogMigration (meta) { await (libNames.has(meta.name) ? lib : app).unlogMigration(meta) }
+          }
+        })
+        progress({ phase: 'shared', done: sharedRan.length, total: sharedRan.length })
+
+        // 2. Which schemas are behind: one query over the ledger.
+        const names = tenant.map((m) => m.name)
+        await sequelize.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TEMPLATE_SCHEMA)}`, { logging: false })
+        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
+          `SELECT s.schema_name FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
+                                      UNION ALL SELECT schema_name, 1 FROM public.${SCHEMA_TABLE}) s
+           WHERE (SELECT count(*) FROM public.${TENANT_MIGRATION_TABLE} m
+                  WHERE m.schema_name = s.schema_name AND m.name = ANY(ARRAY[:names]::text[])) < :count
+           ORDER BY s.ord, s.schema_name`,
+          { replacements: { names: names.length > 0 ? names : [''], count: names.length }, type: QueryTypes.SELECT, logging: false }))
+        const total = await sequelize.query<{ n: string }>(`SELECT count(*) AS n FROM public.${SCHEMA_TABLE}`, { type: QueryTypes.SELECT, logging: false })
+        const tenantCount = Number(total[0]?.n ?? 0)
+
+        // 3. The template first: if it fails, no tenant is touched.
+        let templateRan: string[] = []
+        const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA)
+        if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
+          try {
+            templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), async () => { await this.guardTemplate() })
+          } catch (err) {
+            throw wrapFailure(err, TEMPLATE_SCHEMA)
+          } finally {
+            this.deps.onTemplateChanged()
+          }
+          progress({ phase: 'template', done: 1, total: 1, schema: TEMPLATE_SCHEMA })
+        } else {
+          // Tables added by hand or an older version: make sure the guard covers them.
+          await runWithSchema(null, async () => await sequelize.transaction(async (transaction) =>
+            await runWithSchema(null, async () => { await this.guardTemplate() }, { transaction })))
+        }
+
+        // 4. Tenants, in parallel on `concurrency` connections; stop scheduling after a failure.
+        let done = 0
+        let failure: Error | null = null
+        let next = 0
+        const worker = async (): Promise<void> => {
+          while (failure === null && next < rest.length) {
+            const schema = rest[next++] as string
+            try {
+              await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema))
+            } catch (err) {
+              failure ??= wrapFailure(err, schema)
+              return
+            }
+            done++
+            progress({ phase: 'tenants', done, total: rest.length, schema })
+          }
+        }
+        await Promise.all(Array.from({ length: Math.min(concurrency, rest.length) }, worker))
+        if (failure !== null) throw failure
+        return { shared: sharedRan, template: templateRan, migratedSchemas: done, upToDateSchemas: tenantCount - done }
+      } finally {
+        await lock.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
+      }
+    })
+  }
+
+  /** Attaches the row guard to every template table that lacks it: the database refuses rows in the template. */
+  private async guardTemplate (): Promise<void> {
+    const { sequelize } = this.deps
+    const tables = await sequelize.query<{ relname: string }>(
+      `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = :template AND c.relkind IN ('r', 'p')
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = :guard)`,
+      { replacements: { template: TEMPLATE_SCHEMA, guard: GUARD_TRIGGER }, type: QueryTypes.SELECT, logging: false })
+    for (const { relname } of tables) {
+      await sequelize.query(`CREATE TRIGGER ${quoteIdent(GUARD_TRIGGER)} BEFORE INSERT OR UPDATE ON ${quoteIdent(TEMPLATE_SCHEMA)}.${quoteIdent(relname)}
+        FOR EACH ROW EXECUTE FUNCTION public.boardinghouse_refuse_template_write()`, { logging: false })
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import type { Model, ModelStatic, Sequelize } from 'sequelize'
+import type { UserIdType } from '../models/index.js'
+import { BoardinghouseErrors } from './errors.js'
+
+/** Options of the tenant API (`createBoardinghouse`), shared by the Fastify plugin and the CLI. */
+export interface BoardinghouseOptions {
+  /** The app's Sequelize instance (PostgreSQL). The library adds hooks to it; it stays the app's to close. */
+  sequelize: Sequelize
+  /** The app's tenant models, by model name or class: their tables exist once per schema, never in public. @default [] */
+  tenantModels?: ReadonlyArray<string | ModelStatic<Model>>
+  /** Folder of the app's shared migrations (run once, in public). @default undefined (none) */
+  sharedMigrations?: string
+  /** Folder of the app's tenant migrations (run in `__template__` and every tenant schema). @default undefined (none) */
+  tenantMigrations?: string
+  /** Table recording the app's shared migrations (sequelize-cli's, so an existing history carries over). @default 'SequelizeMeta' */
+  sharedMigrationsTable?: string
+  /** SQL type of the app's user ids in memberships; fixed when the library's migration first runs. @default 'integer' */
+  userIdType?: UserIdType
+  /** How many schemas `migrate` works on at once (each on its own connection, capped at the pool's max - 1). @default 4 */
+  migrationConcurrency?: number
+  /** How long (ms) the in-process schema/membership cache trusts itself without a change notice. @default 60000 */
+  cacheTtl?: number
+}
+
+export interface ResolvedOptions {
+  sequelize: Sequelize
+  tenantModels: ReadonlyArray<string | ModelStatic<Model>>
+  sharedMigrations: string | undefined
+  tenantMigrations: string | undefined
+  sharedMigrationsTable: string
+  userIdType: UserIdType
+  migrationConcurrency: number
+  cacheTtl: number
+}
+
+const KNOWN = new Set<string>(['sequelize', 'tenantModels', 'sharedMigrations', 'tenantMigrations', 'sharedMigrationsTable', 'userIdType', 'migrationConcurrency', 'cacheTtl'])
+const USER_ID_TYPES = new Set<string>(['integer', 'bigint', 'uuid', 'string'])
+
+function fail (message: string): never {
+  throw new BoardinghouseErrors.INVALID_OPTION(message)
+}
+
+function optionalString (value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '') fail(`${name} must be a non-empty string`)
+  return value
+}
+
+function positiveInt (value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) fail(`${name} must be a positive integer`)
+  return value
+}
+
+/**
+ * Validates the caller's options (never mutating them) and fills in defaults.
+ * `extraKeys` are options a wrapper (the Fastify plugin) accepts and validates itself.
+ */
+export function resolveOptions (options: unknown, extraKeys: ReadonlySet<string> = new Set()): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) fail('options must be an object')
+  const o = options as Record<string, unknown>
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key) && !extraKeys.has(key)) fail(`unknown option "${key}"`)
+  }
+  const sequelize = o.sequelize as Sequelize | undefined
+  if (sequelize === undefined || sequelize === null || typeof (sequelize as { getDialect?: unknown }).getDialect !== 'function') {
+    fail('sequelize must be a Sequelize instance')
+  }
+  if (sequelize.getDialect() !== 'postgres') fail(`sequelize must use the postgres dialect, not "${sequelize.getDialect()}"`)
+  const tenantModels = o.tenantModels ?? []
+  if (!Array.isArray(tenantModels) || !tenantModels.every((m) => typeof m === 'string' || typeof m === 'function')) {
+    fail('tenantModels must be an array of model names or model classes')
+  }
+  const userIdType = o.userIdType ?? 'integer'
+  if (typeof userIdType !== 'string' || !USER_ID_TYPES.has(userIdType)) fail('userIdType must be one of integer, bigint, uuid, string')
+  return {
+    sequelize,
+    tenantModels: [...tenantModels] as Array<string | ModelStatic<Model>>,
+    sharedMigrations: optionalString(o.sharedMigrations, 'sharedMigrations'),
+    tenantMigrations: optionalString(o.tenantMigrations, 'tenantMigrations'),
+    sharedMigrationsTable: optionalString(o.sharedMigrationsTable, 'sharedMigrationsTable') ?? 'SequelizeMeta',
+    userIdType: userIdType as UserIdType,
+    migrationConcurrency: positiveInt(o.migrationConcurrency, 'migrationConcurrency', 4),
+    cacheTtl: positiveInt(o.cacheTtl, 'cacheTtl', 60_000)
+  }
+}

@@ -1,0 +1,81 @@
+/** Test helpers: every test file works in a database of its own, created here and dropped after. */
+import { randomBytes } from 'node:crypto'
+import type { TestContext } from 'node:test'
+import pg from 'pg'
+
+export function adminUrl (): string {
+  const url = process.env.DATABASE_URL
+  if (url === undefined || url === '') throw new Error('DATABASE_URL is unset: run the tests with `npm test`')
+  return url
+}
+
+export function urlForDatabase (database: string): string {
+  const url = new URL(adminUrl())
+  url.pathname = '/' + database
+  return url.toString()
+}
+
+/** Runs one statement on the admin database. */
+export async function adminQuery (sql: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: adminUrl() })
+  await client.connect()
+  try {
+    return await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Creates a fresh database for this test (file) and drops it when the test ends. Returns its URL. */
+export async function createTestDatabase (t: Pick<TestContext, 'after'> | { after: (fn: () => Promise<void>) => void }, prefix = 'bh'): Promise<string> {
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
+  await adminQuery(`CREATE DATABASE "${name}"`)
+  t.after(async () => {
+    await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+  })
+  return urlForDatabase(name)
+}
+
+/** A pg client on `url`, closed when the test ends. */
+export async function connect (t: { after: (fn: () => Promise<void>) => void }, url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.after(async () => { await client.end() })
+  return client
+}
+
+import { Sequelize, type Options } from 'sequelize'
+import { fileURLToPath } from 'node:url'
+import { Boardinghouse } from '../plugin/tenants.js'
+import type { BoardinghouseOptions } from '../plugin/options.js'
+import { defineExampleModels } from '../example/models/index.js'
+
+export const EXAMPLE_TENANT_MIGRATIONS = fileURLToPath(new URL('../example/migrations/tenant/', import.meta.url))
+
+/** A Sequelize instance on `url`, closed when the test ends. */
+export function sequelizeFor (t: { after: (fn: () => Promise<void>) => void }, url: string, options: Options = {}): Sequelize {
+  const sequelize = new Sequelize(url, { logging: false, dialect: 'postgres', ...options })
+  t.after(async () => { await sequelize.close() })
+  return sequelize
+}
+
+/**
+ * A fresh database with the example's models and migrations, migrated: returns the API and its
+ * Sequelize instance. `options` override the defaults.
+ */
+export async function setupBoardinghouse (t: { after: (fn: () => Promise<void>) => void }, options: Partial<BoardinghouseOptions> = {}, sequelizeOptions: Options = {}): Promise<{ bh: Boardinghouse, sequelize: Sequelize, url: string }> {
+  const url = await createTestDatabase(t)
+  const sequelize = options.sequelize ?? sequelizeFor(t, url, sequelizeOptions)
+  defineExampleModels(sequelize)
+  const bh = new Boardinghouse({ tenantModels: ['Item'], tenantMigrations: EXAMPLE_TENANT_MIGRATIONS, ...options, sequelize })
+  await bh.migrate()
+  return { bh, sequelize, url }
+}
+
+/** Names of the non-system schemas in the database, sorted. */
+export async function listPgSchemas (sequelize: Sequelize): Promise<string[]> {
+  const rows = await sequelize.query<{ nspname: string }>(
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1",
+    { type: 'SELECT' as never })
+  return rows.map((r) => r.nspname)
+}
