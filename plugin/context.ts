@@ -4,7 +4,8 @@
  *
  * The SET travels in the same simple-protocol message as the query (Sequelize's `searchPath`
  * prepend), so no per-connection state can go stale. Queries with bind parameters (extended
- * protocol, one statement only) get a separate SET on their connection first.
+ * protocol, one statement only) and statements Sequelize marks `supportsSearchPath: false` get a
+ * separate SET on their connection first; COMMIT and ROLLBACK get none.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sequelize, Transaction } from 'sequelize'
@@ -48,6 +49,7 @@ interface PgQueryLike {
 interface QueryOptionsLike {
   bind?: unknown
   supportsSearchPath?: boolean
+  completesTransaction?: boolean
   transaction?: Transaction | null
 }
 
@@ -80,12 +82,15 @@ export function installContextHooks (sequelize: Sequelize): void {
         throw new BoardinghouseErrors.TRANSACTION_SCHEMA_MISMATCH(opened ?? 'public', schema ?? 'public')
       }
     }
-    if (opts.supportsSearchPath === false) {
+    if (opts.completesTransaction === true) {
+      // COMMIT / ROLLBACK: nothing to resolve, and a SET in an aborted transaction would fail.
       q.options.searchPath = undefined
       return
     }
-    if (opts.bind !== undefined) {
-      // Extended protocol allows one statement per message: set the path on the connection first.
+    if (opts.bind !== undefined || opts.supportsSearchPath === false) {
+      // Extended protocol (bind) allows one statement per message, and statements Sequelize flags
+      // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
+      // transaction of a multi-statement message: set the path on the connection first.
       q.options.searchPath = undefined
       await q.connection.query(`SET search_path TO ${searchPath}`)
       return

@@ -8,6 +8,8 @@ export interface RawConnection {
 interface ConnectionManagerLike {
   getConnection: (options?: object) => Promise<RawConnection>
   releaseConnection: (connection: RawConnection) => Promise<void> | void
+  connect: (config: object) => Promise<RawConnection>
+  disconnect: (connection: RawConnection) => Promise<void>
 }
 
 function connectionManager (sequelize: Sequelize): ConnectionManagerLike {
@@ -29,4 +31,18 @@ export async function withConnection<T> (sequelize: Sequelize, fn: (connection: 
 export function poolMax (sequelize: Sequelize): number {
   const max = (sequelize as unknown as { config: { pool?: { max?: number } } }).config.pool?.max
   return typeof max === 'number' && max > 0 ? max : 5
+}
+
+/**
+ * Runs `fn` on a connection of its own, outside the pool (same settings as the pool's), closed
+ * afterwards: for a session-long advisory lock that must not take a pool slot.
+ */
+export async function withOwnConnection<T> (sequelize: Sequelize, fn: (connection: RawConnection) => Promise<T>): Promise<T> {
+  const manager = connectionManager(sequelize)
+  const connection = await manager.connect((sequelize as unknown as { config: object }).config)
+  try {
+    return await fn(connection)
+  } finally {
+    await manager.disconnect(connection)
+  }
 }

@@ -17,7 +17,7 @@ import { QueryTypes, Sequelize as SequelizeClass, type QueryInterface, type Sequ
 import { SequelizeStorage, Umzug, type MigrationParams, type RunnableMigration, type UmzugStorage } from 'umzug'
 import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../models/index.js'
 import { runWithSchema } from './context.js'
-import { poolMax, withConnection } from './db.js'
+import { poolMax, withOwnConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { GUARD_TRIGGER_PREFIX } from './clone.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
@@ -53,7 +53,7 @@ export interface MigrateProgress {
 }
 
 export interface MigrateOptions {
-  /** Schemas migrated at once; capped at the pool's max - 1. Defaults to the `migrationConcurrency` option. */
+  /** Schemas migrated at once; capped at the pool's max. Defaults to the `migrationConcurrency` option. */
   concurrency?: number
   onProgress?: (progress: MigrateProgress) => void
 }
@@ -220,14 +220,14 @@ export class Migrator {
   async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
     const { sequelize } = this.deps
     const progress = options.onProgress ?? (() => {})
-    const concurrency = Math.max(1, Math.min(options.concurrency ?? this.deps.concurrency, poolMax(sequelize) - 1))
+    const concurrency = Math.max(1, Math.min(options.concurrency ?? this.deps.concurrency, poolMax(sequelize)))
     const [library, shared, tenant] = await Promise.all([
       loadMigrations(libraryMigrationsFolder()),
       loadMigrations(this.deps.sharedMigrations),
       this.tenantMigrations()
     ])
 
-    return await withConnection(sequelize, async (lock) => {
+    return await withOwnConnection(sequelize, async (lock) => {
       await lock.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
       try {
         // 1. Shared: the library's set, then the app's, in public, one transaction.

@@ -16,7 +16,7 @@ export interface BoardinghouseOptions {
   sharedMigrationsTable?: string
   /** SQL type of the app's user ids in memberships; fixed when the library's migration first runs. @default 'integer' */
   userIdType?: UserIdType
-  /** How many schemas `migrate` works on at once (each on its own connection, capped at the pool's max - 1). @default 4 */
+  /** How many schemas `migrate` works on at once (each on a pooled connection, capped at the pool's max). @default 4 */
   migrationConcurrency?: number
   /** How long (ms) the in-process schema/membership cache trusts itself without a change notice. @default 60000 */
   cacheTtl?: number
