@@ -118,21 +118,17 @@ function toRunnable (m: LoadedMigration): RunnableMigration<MigrationContext> {
   return { name: m.name, path: m.path, up: call(m.module.up), ...(down !== undefined ? { down: call(down) } : {}) }
 }
 
-/** queryInterface.describeTable (and renameColumn/changeColumn through it) assumes public: point it at the schema. */
-function schemaQueryInterface (queryInterface: QueryInterface, schema: string): QueryInterface {
+/**
+ * A queryInterface for one schema. Sequelize's query generator falls back to its `options.schema`,
+ * else "public", for addColumn, removeColumn, describeTable (so renameColumn, changeColumn), enum
+ * type names and enum lookups: it would alter public.notes from a tenant's migration. This one
+ * shares everything with the app's but sees `schema` as its default schema.
+ */
+export function schemaQueryInterface (queryInterface: QueryInterface, schema: string): QueryInterface {
   if (schema === 'public') return queryInterface
-  return new Proxy(queryInterface, {
-    get (target, prop, receiver) {
-      if (prop === 'describeTable') {
-        return async (table: unknown, options?: unknown) => {
-          const named = typeof table === 'object' && table !== null && (table as { schema?: string }).schema !== undefined
-          const opts = typeof options === 'object' && options !== null ? options as Record<string, unknown> : {}
-          return await target.describeTable(table as string, named || opts.schema !== undefined ? opts : { ...opts, schema })
-        }
-      }
-      return Reflect.get(target, prop, receiver) as unknown
-    }
-  })
+  const generator = (queryInterface as unknown as { queryGenerator: { options: object } }).queryGenerator
+  const schemaGenerator = Object.create(generator, { options: { value: { ...generator.options, schema }, writable: true } }) as object
+  return Object.create(queryInterface, { queryGenerator: { value: schemaGenerator, writable: true } }) as QueryInterface
 }
 
 /** umzug storage: the rows of the per-schema ledger for one schema. */
@@ -200,7 +196,7 @@ export class Migrator {
   }
 
   /** Runs `migrations` in `schema` in one transaction, ledger included. Returns the names that ran. */
-  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, after?: () => Promise<void>): Promise<string[]> {
+  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, hooks: { beforeEach?: () => Promise<void>, after?: () => Promise<void> } = {}): Promise<string[]> {
     const { sequelize } = this.deps
     const searchSchema = schema === 'public' ? null : schema
     return await runWithSchema(searchSchema, async () => await sequelize.transaction(async (transaction) =>
@@ -211,6 +207,8 @@ export class Migrator {
           storage: storage(transaction),
           logger: undefined
         })
+        const { beforeEach, after } = hooks
+        if (beforeEach !== undefined) umzug.on('migrating', beforeEach)
         const ran = await umzug.up()
         if (after !== undefined) await after()
         return ran.map((m) => m.name)
@@ -261,7 +259,10 @@ export class Migrator {
         const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA)
         if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
           try {
-            templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), async () => { await this.guardTemplate() })
+            templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), {
+              beforeEach: async () => { await this.guardTemplate() },
+              after: async () => { await this.guardTemplate(); await this.assertTemplateEmpty() }
+            })
           } catch (err) {
             throw wrapFailure(err, TEMPLATE_SCHEMA)
           } finally {
@@ -298,6 +299,25 @@ export class Migrator {
         await lock.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
       }
     })
+  }
+
+  /**
+   * The guard covers tables from the migrations before the current one; a migration that creates a
+   * table and fills it in one go is caught here, and its schema's run rolls back.
+   */
+  private async assertTemplateEmpty (): Promise<void> {
+    const { sequelize } = this.deps
+    const tables = await sequelize.query<{ relname: string }>(
+      `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = :template AND c.relkind IN ('r', 'p') ORDER BY 1`,
+      { replacements: { template: TEMPLATE_SCHEMA }, type: QueryTypes.SELECT, logging: false })
+    if (tables.length === 0) return
+    const probe = tables.map(({ relname }) =>
+      `SELECT ${quoteLiteral(relname)} AS relname WHERE EXISTS (SELECT 1 FROM ${quoteIdent(TEMPLATE_SCHEMA)}.${quoteIdent(relname)})`).join(' UNION ALL ')
+    const filled = await sequelize.query<{ relname: string }>(probe, { type: QueryTypes.SELECT, logging: false })
+    if (filled.length > 0) {
+      throw new Error(`schema "${TEMPLATE_SCHEMA}" holds the tenant template and no data, but table ${filled.map((f) => `"${f.relname}"`).join(', ')} got rows; a migration that writes rows should skip it: if (context.isTemplate) return`)
+    }
   }
 
   /** Attaches the row guard to every template table that lacks it: the database refuses rows in the template. */

@@ -271,10 +271,10 @@ export class Boardinghouse {
         }
       })
     } else {
-      const [, count] = await runWithSchema(null, async () => await sequelize.query(
-        `UPDATE public.${SCHEMA_TABLE} SET is_active = false, updated_at = now() WHERE schema_name = :schema`,
-        { replacements: { schema }, type: QueryTypes.UPDATE, logging: false }))
-      if (count === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+      const updated = await runWithSchema(null, async () => await sequelize.query(
+        `UPDATE public.${SCHEMA_TABLE} SET is_active = false, updated_at = now() WHERE schema_name = :schema RETURNING 1 AS updated`,
+        { replacements: { schema }, type: QueryTypes.SELECT, logging: false }))
+      if (updated.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
     }
     this.registry.invalidate()
   }
@@ -282,10 +282,10 @@ export class Boardinghouse {
   /** Reactivates a deactivated schema. */
   async activateSchema (schema: string): Promise<void> {
     assertSchemaName(schema)
-    const [, count] = await runWithSchema(null, async () => await this.options.sequelize.query(
-      `UPDATE public.${SCHEMA_TABLE} SET is_active = true, updated_at = now() WHERE schema_name = :schema`,
-      { replacements: { schema }, type: QueryTypes.UPDATE, logging: false }))
-    if (count === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    const updated = await runWithSchema(null, async () => await this.options.sequelize.query(
+      `UPDATE public.${SCHEMA_TABLE} SET is_active = true, updated_at = now() WHERE schema_name = :schema RETURNING 1 AS updated`,
+      { replacements: { schema }, type: QueryTypes.SELECT, logging: false }))
+    if (updated.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
     this.registry.invalidate()
   }
 
@@ -323,13 +323,13 @@ export class Boardinghouse {
       const exists = await this.options.sequelize.query(`SELECT 1 FROM public.${SCHEMA_TABLE} WHERE schema_name = :schema`,
         { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
       if (exists.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
-      const [, count] = await this.options.sequelize.query(
-        `DELETE FROM public.${MEMBERSHIP_TABLE} WHERE schema_name = :schema AND user_id = :id`,
-        { replacements: { schema, id }, type: QueryTypes.DELETE, logging: false }) as unknown as [unknown, number]
-      return count
+      const deleted = await this.options.sequelize.query(
+        `DELETE FROM public.${MEMBERSHIP_TABLE} WHERE schema_name = :schema AND user_id = :id RETURNING 1 AS deleted`,
+        { replacements: { schema, id }, type: QueryTypes.SELECT, logging: false })
+      return deleted.length
     })
     this.registry.invalidate()
-    return (removed ?? 0) > 0
+    return removed > 0
   }
 
   /** The active schemas a user is a member of, sorted by name. */

@@ -65,7 +65,7 @@ test('tenant API', async (t) => {
       assert.deepEqual(bind.map((r) => r.title), ['anvil'])
       assert.deepEqual(repl, [])
       const [path] = await sequelize.query<{ search_path: string }>('SHOW search_path', { type: QueryTypes.SELECT })
-      assert.equal(path?.search_path, '"acme", public')
+      assert.equal(path?.search_path, 'acme, public')
     })
     assert.equal(bh.currentSchema(), null)
   })
