@@ -6,6 +6,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { MEMBERSHIP_TABLE, SCHEMA_TABLE, type UserId } from '../models/index.js'
 import { runWithSchema } from './context.js'
+import { BoardinghouseErrors } from './errors.js'
 
 export interface SchemaInfo {
   /** The PostgreSQL schema name. */
@@ -65,7 +66,11 @@ export class SchemaRegistry {
       const [row] = await runWithSchema(null, async () => await this.sequelize.query<{ schemas: SchemaRow[], members: MembershipRow[] }>(
         `SELECT (SELECT coalesce(json_agg(s), '[]') FROM (SELECT schema_name, name, is_active, created_at, updated_at FROM public.${SCHEMA_TABLE}) s) AS schemas,
                 (SELECT coalesce(json_agg(m), '[]') FROM (SELECT schema_name, user_id::text AS user_id FROM public.${MEMBERSHIP_TABLE}) m) AS members`,
-        { type: QueryTypes.SELECT, logging: false }))
+        { type: QueryTypes.SELECT, logging: false })).catch((err: unknown) => {
+        const code = (err as { original?: { code?: string } }).original?.code
+        if (code === '42P01') throw new BoardinghouseErrors.NOT_MIGRATED(`table public.${SCHEMA_TABLE} is missing`, { cause: err })
+        throw err
+      })
       const schemas = new Map<string, SchemaInfo>()
       for (const r of row?.schemas ?? []) {
         schemas.set(r.schema_name, { schema: r.schema_name, name: r.name, isActive: r.is_active, createdAt: new Date(r.created_at), updatedAt: new Date(r.updated_at) })
@@ -89,4 +94,13 @@ export class SchemaRegistry {
       this.loading = null
     }
   }
+}
+
+const registries = new WeakMap<Sequelize, SchemaRegistry>()
+
+/** The registry of a Sequelize instance: shared by every Boardinghouse on it, so a change made through one is seen by all at once. */
+export function registryFor (sequelize: Sequelize, ttl: number): SchemaRegistry {
+  let registry = registries.get(sequelize)
+  if (registry === undefined) registries.set(sequelize, registry = new SchemaRegistry(sequelize, ttl))
+  return registry
 }

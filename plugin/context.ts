@@ -13,14 +13,37 @@ import { BoardinghouseErrors } from './errors.js'
 import { quoteIdent } from './names.js'
 
 export interface TenantStore {
-  /** The active schema, or null for none (public only). */
-  readonly schema: string | null
+  /** The active schema, or null for none (public only). A request's store changes on activate(). */
+  schema: string | null
   /** The `search_path` value for this schema, quoted, precomputed once. */
-  readonly searchPath: string
+  searchPath: string
   /** The user on whose behalf code runs, if known (audit log, permission checks). */
-  readonly userId?: string | number | null
+  userId?: string | number | null
   /** A transaction that queries in this context join when they name none (migrations). */
   readonly transaction?: Transaction
+  /** The request id, when the context is a request's. */
+  readonly requestId?: string
+}
+
+/** Points a store at another schema (the request layer's activate/deactivate). */
+export function setStoreSchema (store: TenantStore, schema: string | null): void {
+  store.schema = schema
+  store.searchPath = searchPathFor(schema)
+}
+
+/**
+ * How queries with bind parameters get their path: 'set' sends `SET search_path` on their
+ * connection first (one extra round trip); 'transaction' wraps them, outside a transaction, in
+ * `BEGIN; SET LOCAL ...` / `COMMIT` (two extra round trips), which stays correct behind PgBouncer
+ * in transaction-pooling mode, where a session SET may land on another server connection.
+ */
+export type BindPathMode = 'set' | 'transaction'
+
+/** Per-Sequelize-instance settings of the hooks. */
+export interface ContextState {
+  /** Tables of tenant models: a missing-table error for one of them, with no schema, becomes FST_BH_NO_SCHEMA. */
+  tenantTables: Set<string>
+  bindPath: BindPathMode
 }
 
 export const PUBLIC_SEARCH_PATH = 'public'
@@ -53,8 +76,19 @@ interface QueryOptionsLike {
   transaction?: Transaction | null
 }
 
-const INSTALLED = Symbol.for('fastify-boardinghouse.installed')
+const STATE = Symbol.for('fastify-boardinghouse.context-state')
 const transactionSchemas = new WeakMap<object, string | null>()
+/** Queries for which the hook opened a transaction (bindPath 'transaction'): afterQuery commits it. */
+const openedForBind = new WeakSet<object>()
+
+function missingTenantTable (err: unknown, state: ContextState): string | null {
+  const e = err as { original?: { code?: string, message?: string }, parent?: { code?: string, message?: string } }
+  const original = e.original ?? e.parent
+  if (original?.code !== '42P01') return null
+  const match = /relation "([^"]+)" does not exist/.exec(original.message ?? '')
+  const relation = match?.[1]?.replace(/^public\./, '')
+  return relation !== undefined && state.tenantTables.has(relation) ? relation : null
+}
 
 /**
  * Installs the beforeQuery hook on a Sequelize instance, once (safe to call again).
@@ -62,10 +96,12 @@ const transactionSchemas = new WeakMap<object, string | null>()
  * store carries one and the call names none (used by migrations: one transaction per schema), on
  * this instance only: Sequelize.useCLS would be global to every instance in the process.
  */
-export function installContextHooks (sequelize: Sequelize): void {
-  const marked = sequelize as Sequelize & { [INSTALLED]?: true }
-  if (marked[INSTALLED] === true) return
-  marked[INSTALLED] = true
+export function installContextHooks (sequelize: Sequelize): ContextState {
+  const marked = sequelize as Sequelize & { [STATE]?: ContextState }
+  const existing = marked[STATE]
+  if (existing !== undefined) return existing
+  const state: ContextState = { tenantTables: new Set(), bindPath: 'set' }
+  marked[STATE] = state
 
   sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', async function setSearchPath (options: object, query: unknown) {
     const q = query as PgQueryLike
@@ -87,6 +123,12 @@ export function installContextHooks (sequelize: Sequelize): void {
       q.options.searchPath = undefined
       return
     }
+    if (opts.bind !== undefined && state.bindPath === 'transaction' && transaction === undefined) {
+      q.options.searchPath = undefined
+      await q.connection.query(`BEGIN; SET LOCAL search_path TO ${searchPath}`)
+      openedForBind.add(q)
+      return
+    }
     if (opts.bind !== undefined || opts.supportsSearchPath === false) {
       // Extended protocol (bind) allows one statement per message, and statements Sequelize flags
       // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
@@ -98,15 +140,29 @@ export function installContextHooks (sequelize: Sequelize): void {
     q.options.searchPath = searchPath
   })
 
+  sequelize.addHook('afterQuery', 'boardinghouse:bindTransaction', async function endBindTransaction (_options: object, query: unknown) {
+    if (!openedForBind.has(query as object)) return
+    openedForBind.delete(query as object)
+    // COMMIT ends an aborted transaction too (as a rollback).
+    await (query as PgQueryLike).connection.query('COMMIT')
+  })
+
   const originalQuery = sequelize.query.bind(sequelize) as (sql: unknown, options?: Record<string, unknown>) => Promise<unknown>
   const originalTransaction = sequelize.transaction.bind(sequelize) as (...args: unknown[]) => Promise<unknown>
   const patched = sequelize as unknown as Record<string, unknown>
-  patched.query = function query (sql: unknown, options?: Record<string, unknown>) {
-    const transaction = tenantStorage.getStore()?.transaction
-    if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
-      return originalQuery(sql, { ...options, transaction })
+  patched.query = async function query (sql: unknown, options?: Record<string, unknown>) {
+    const store = tenantStorage.getStore()
+    const transaction = store?.transaction
+    try {
+      if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
+        return await originalQuery(sql, { ...options, transaction })
+      }
+      return await originalQuery(sql, options)
+    } catch (err) {
+      const table = (store?.schema ?? null) === null ? missingTenantTable(err, state) : null
+      if (table !== null) throw new BoardinghouseErrors.NO_SCHEMA(`"${table}" is a tenant table and exists only in tenant schemas`, { cause: err })
+      throw err
     }
-    return originalQuery(sql, options)
   }
   patched.transaction = function transaction (...args: unknown[]) {
     const outer = tenantStorage.getStore()?.transaction
@@ -116,6 +172,7 @@ export function installContextHooks (sequelize: Sequelize): void {
     if (options.transaction !== undefined) return originalTransaction(...args)
     return originalTransaction({ ...options, transaction: outer }, ...args.slice(1))
   }
+  return state
 }
 
 /** Runs `fn` with `schema` active (no existence check here: callers check the registry first). */

@@ -27,6 +27,11 @@ export const BoardinghouseErrors = {
   UNKNOWN_MODEL: define('FST_BH_UNKNOWN_MODEL', 'Model "%s" is not defined on this Sequelize instance', 500),
   TRANSACTION_SCHEMA_MISMATCH: define('FST_BH_TRANSACTION_SCHEMA_MISMATCH', 'A transaction opened in schema "%s" was used while schema "%s" is active', 500),
   INVALID_USER_ID: define('FST_BH_INVALID_USER_ID', 'Invalid user id: %s', 400),
+  NO_SCHEMA: define('FST_BH_NO_SCHEMA', 'No schema is selected: %s', 400),
+  UNAUTHENTICATED: define('FST_BH_UNAUTHENTICATED', 'Log in to select a schema', 401),
+  FORBIDDEN_SCHEMA: define('FST_BH_FORBIDDEN_SCHEMA', 'You may not use schema "%s"', 403),
+  CROSS_SITE: define('FST_BH_CROSS_SITE', 'Cross-site request refused: %s', 403),
+  INVALID_REDIRECT: define('FST_BH_INVALID_REDIRECT', 'Invalid redirect target %s: only a same-origin path is allowed', 400),
   CONFIG_NOT_FOUND: define('FST_BH_CONFIG_NOT_FOUND', 'Config module not found: %s', 500),
   NO_DATABASE_URL: define('FST_BH_NO_DATABASE_URL', 'DATABASE_URL is not set', 500)
 } as const

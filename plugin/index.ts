@@ -1,10 +1,24 @@
 /**
  * fastify-boardinghouse: Postgres schema-per-tenant multi-tenancy for Fastify and Sequelize.
- * This module exports the tenant API (usable without Fastify), its types and errors.
+ * The default export is the Fastify plugin; the tenant API works without Fastify too.
  */
+import fp from 'fastify-plugin'
+import { boardinghouse } from './plugin.js'
+
+const plugin = fp(boardinghouse, {
+  fastify: '5.x',
+  name: 'fastify-boardinghouse',
+  dependencies: ['@fastify/session']
+})
+
+export default plugin
+export { plugin as boardinghouse }
+export type { BoardinghousePluginOptions } from './plugin.js'
+export type { BoardinghouseRouteConfig, RequestTenancy, SchemaResolver, TenantInfo } from './request.js'
 export { Boardinghouse, createBoardinghouse, normalizeUserId } from './tenants.js'
 export type { CreateSchemaOptions, DeleteSchemaOptions, ListSchemasOptions, RunInSchemaOptions, SchemaInfo } from './tenants.js'
 export type { BoardinghouseOptions } from './options.js'
+export type { BindPathMode } from './context.js'
 export type { MigrateOptions, MigrateProgress, MigrateResult, MigrationContext, MigrationPhase } from './migrator.js'
 export { BoardinghouseErrors } from './errors.js'
 export type { BoardinghouseErrorCode } from './errors.js'

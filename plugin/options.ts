@@ -1,5 +1,6 @@
 import type { Model, ModelStatic, Sequelize } from 'sequelize'
 import type { UserIdType } from '../models/index.js'
+import type { BindPathMode } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
 
 /** Options of the tenant API (`createBoardinghouse`), shared by the Fastify plugin and the CLI. */
@@ -20,6 +21,12 @@ export interface BoardinghouseOptions {
   migrationConcurrency?: number
   /** How long (ms) the in-process schema/membership cache trusts itself without a change notice. @default 60000 */
   cacheTtl?: number
+  /**
+   * How queries with bind parameters get their search_path: 'set' (a SET on their connection first)
+   * or 'transaction' (wrapped in BEGIN; SET LOCAL … COMMIT: needed behind PgBouncer in transaction
+   * pooling mode). @default 'set'
+   */
+  bindPath?: BindPathMode
 }
 
 export interface ResolvedOptions {
@@ -31,9 +38,10 @@ export interface ResolvedOptions {
   userIdType: UserIdType
   migrationConcurrency: number
   cacheTtl: number
+  bindPath: BindPathMode
 }
 
-const KNOWN = new Set<string>(['sequelize', 'tenantModels', 'sharedMigrations', 'tenantMigrations', 'sharedMigrationsTable', 'userIdType', 'migrationConcurrency', 'cacheTtl'])
+const KNOWN = new Set<string>(['sequelize', 'tenantModels', 'sharedMigrations', 'tenantMigrations', 'sharedMigrationsTable', 'userIdType', 'migrationConcurrency', 'cacheTtl', 'bindPath'])
 const USER_ID_TYPES = new Set<string>(['integer', 'bigint', 'uuid', 'string'])
 
 function fail (message: string): never {
@@ -49,6 +57,12 @@ function optionalString (value: unknown, name: string): string | undefined {
 function positiveInt (value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) fail(`${name} must be a positive integer`)
+  return value
+}
+
+function bindPath (value: unknown): BindPathMode {
+  if (value === undefined) return 'set'
+  if (value !== 'set' && value !== 'transaction') fail("bindPath must be 'set' or 'transaction'")
   return value
 }
 
@@ -81,6 +95,7 @@ export function resolveOptions (options: unknown, extraKeys: ReadonlySet<string>
     sharedMigrationsTable: optionalString(o.sharedMigrationsTable, 'sharedMigrationsTable') ?? 'SequelizeMeta',
     userIdType: userIdType as UserIdType,
     migrationConcurrency: positiveInt(o.migrationConcurrency, 'migrationConcurrency', 4),
-    cacheTtl: positiveInt(o.cacheTtl, 'cacheTtl', 60_000)
+    cacheTtl: positiveInt(o.cacheTtl, 'cacheTtl', 60_000),
+    bindPath: bindPath(o.bindPath)
   }
 }

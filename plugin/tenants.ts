@@ -4,14 +4,15 @@
  */
 import { QueryTypes, type Model, type ModelStatic } from 'sequelize'
 import { defineModels, MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, type BoardinghouseModels, type UserId, type UserIdType } from '../models/index.js'
-import { SchemaRegistry, userKey, type SchemaInfo } from './cache.js'
+import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './cache.js'
 import { generateCloneDDL, renderCloneDDL } from './clone.js'
-import { installContextHooks, runWithSchema, tenantStorage } from './context.js'
+import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { MIGRATION_LOCK_KEY, Migrator, type MigrateOptions, type MigrateResult } from './migrator.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
+import { CHANNEL, ChangeListener } from './notify.js'
 
 export type { SchemaInfo } from './cache.js'
 
@@ -54,13 +55,16 @@ export class Boardinghouse {
   private readonly migrator: Migrator
   private clone: CloneCache | null = null
   private tenantTables: string[] | null = null
+  private readonly changes: ChangeListener
+  private readonly context: ContextState
 
   constructor (options: BoardinghouseOptions, extraOptionKeys?: ReadonlySet<string>) {
     this.options = resolveOptions(options, extraOptionKeys)
     const { sequelize } = this.options
-    installContextHooks(sequelize)
+    this.context = installContextHooks(sequelize)
+    this.context.bindPath = this.options.bindPath
     this.models = defineModels(sequelize, this.options.userIdType)
-    this.registry = new SchemaRegistry(sequelize, this.options.cacheTtl)
+    this.registry = registryFor(sequelize, this.options.cacheTtl)
     this.migrator = new Migrator({
       sequelize,
       sharedMigrations: this.options.sharedMigrations,
@@ -70,6 +74,32 @@ export class Boardinghouse {
       concurrency: this.options.migrationConcurrency,
       onTemplateChanged: () => { this.clone = null }
     })
+    this.changes = new ChangeListener({ sequelize, onChange: () => { this.invalidate() } })
+  }
+
+  /**
+   * Listens for changes made by other processes (LISTEN on a dedicated connection, reconnecting on
+   * failure) so this process's cache follows them. `onError` hears connection problems.
+   */
+  async listen (onError?: (err: unknown) => void): Promise<void> {
+    await this.changes.start(onError)
+  }
+
+  /** True while the change listener is connected. */
+  get listening (): boolean {
+    return this.changes.listening
+  }
+
+  /** Stops listening. The Sequelize instance stays open: it is the app's. */
+  async close (): Promise<void> {
+    await this.changes.stop()
+  }
+
+  /** Drops this process's cache and tells the others (NOTIFY) to drop theirs. */
+  private async changed (): Promise<void> {
+    this.registry.invalidate()
+    await runWithSchema(null, async () => await this.options.sequelize.query('SELECT pg_notify(:channel, :id)',
+      { replacements: { channel: CHANNEL, id: this.changes.id }, type: QueryTypes.SELECT, logging: false }))
   }
 
   /** Forgets cached schemas, memberships and the clone DDL (after a change made outside the library). */
@@ -100,6 +130,7 @@ export class Boardinghouse {
       }
       return typeof table === 'string' ? table : table.tableName
     })
+    for (const table of this.tenantTables) this.context.tenantTables.add(table)
     return this.tenantTables
   }
 
@@ -146,6 +177,7 @@ export class Boardinghouse {
     this.tenantModelClasses()
     const result = await this.migrator.migrate(options)
     this.invalidate()
+    await this.changed()
     await this.check()
     return result
   }
@@ -217,7 +249,7 @@ export class Boardinghouse {
         }
       }
     })
-    this.registry.invalidate()
+    await this.changed()
     const created = await this.getSchema(schema)
     if (created === null) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
     return created
@@ -276,7 +308,7 @@ export class Boardinghouse {
         { replacements: { schema }, type: QueryTypes.SELECT, logging: false }))
       if (updated.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
     }
-    this.registry.invalidate()
+    await this.changed()
   }
 
   /** Reactivates a deactivated schema. */
@@ -286,7 +318,7 @@ export class Boardinghouse {
       `UPDATE public.${SCHEMA_TABLE} SET is_active = true, updated_at = now() WHERE schema_name = :schema RETURNING 1 AS updated`,
       { replacements: { schema }, type: QueryTypes.SELECT, logging: false }))
     if (updated.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
-    this.registry.invalidate()
+    await this.changed()
   }
 
   // ---------------------------------------------------------------- memberships
@@ -312,7 +344,7 @@ export class Boardinghouse {
         if (exists.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
       }
     })
-    this.registry.invalidate()
+    await this.changed()
   }
 
   /** Removes a user's membership; returns false when there was none. */
@@ -328,7 +360,7 @@ export class Boardinghouse {
         { replacements: { schema, id }, type: QueryTypes.SELECT, logging: false })
       return deleted.length
     })
-    this.registry.invalidate()
+    if (removed > 0) await this.changed()
     return removed > 0
   }
 

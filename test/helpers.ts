@@ -39,8 +39,10 @@ export async function createTestDatabase (t: Pick<TestContext, 'after'> | { afte
 /** A pg client on `url`, closed when the test ends. */
 export async function connect (t: { after: (fn: () => Promise<void>) => void }, url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url })
+  // the database may be dropped (WITH FORCE) before this client is ended
+  client.on('error', () => {})
   await client.connect()
-  t.after(async () => { await client.end() })
+  t.after(async () => { await client.end().catch(() => {}) })
   return client
 }
 

@@ -1,0 +1,134 @@
+/**
+ * Cross-process cache invalidation (DESIGN.md §5): every change made through the library is
+ * published with NOTIFY; each process LISTENs on a dedicated connection (outside the pool) and drops
+ * its cache on a notice from another process. The listener reconnects with backoff, and drops the
+ * cache on reconnecting, since notices sent while it was away are lost.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Sequelize } from 'sequelize'
+
+export const CHANNEL = 'boardinghouse_changes'
+
+interface ListenConnection {
+  query: (sql: string) => Promise<unknown>
+  on: (event: string, listener: (arg: unknown) => void) => void
+  removeAllListeners: (event?: string) => void
+}
+
+interface ConnectionManagerLike {
+  connect: (config: object) => Promise<ListenConnection>
+  disconnect: (connection: ListenConnection) => Promise<void>
+}
+
+export interface ChangeListenerOptions {
+  sequelize: Sequelize
+  /** Called on a notice from another process, and after (re)connecting. */
+  onChange: () => void
+  /** Called with connection errors (the listener keeps retrying). */
+  onError?: (err: unknown) => void
+  /** Longest wait between reconnection attempts (ms). @default 5000 */
+  maxBackoff?: number
+}
+
+export class ChangeListener {
+  /** Identifies this process's own notices, which it has already applied. */
+  readonly id = randomUUID()
+  private connection: ListenConnection | null = null
+  private stopped = true
+  private backoff = 100
+  private timer: NodeJS.Timeout | null = null
+  private connecting: Promise<void> | null = null
+  private onError: (err: unknown) => void
+
+  constructor (private readonly options: ChangeListenerOptions) {
+    this.onError = options.onError ?? (() => {})
+  }
+
+  private manager (): ConnectionManagerLike {
+    return (this.options.sequelize as unknown as { connectionManager: ConnectionManagerLike }).connectionManager
+  }
+
+  /** True while a LISTEN connection is up. */
+  get listening (): boolean {
+    return this.connection !== null
+  }
+
+  /** Connects and LISTENs; resolves once listening (rejects if the first attempt fails, and keeps retrying). */
+  async start (onError?: (err: unknown) => void): Promise<void> {
+    if (onError !== undefined) this.onError = onError
+    this.stopped = false
+    await this.connect(true)
+  }
+
+  private async connect (first: boolean): Promise<void> {
+    if (this.stopped) return
+    this.connecting ??= (async () => {
+      const config = (this.options.sequelize as unknown as { config: object }).config
+      let connection: ListenConnection | null = null
+      try {
+        connection = await this.manager().connect(config)
+        connection.on('notification', (msg) => {
+          const payload = (msg as { payload?: string }).payload
+          if (payload !== this.id) this.options.onChange()
+        })
+        const lost = (err: unknown): void => { this.lost(connection, err) }
+        connection.on('error', lost)
+        connection.on('end', lost)
+        await connection.query(`LISTEN ${CHANNEL}`)
+        if (this.stopped) {
+          await this.manager().disconnect(connection).catch(() => {})
+          return
+        }
+        this.connection = connection
+        this.backoff = 100
+        // Whatever changed while nobody listened is unknown: start over.
+        this.options.onChange()
+      } catch (err) {
+        if (connection !== null) await this.manager().disconnect(connection).catch(() => {})
+        this.onError(err)
+        this.schedule()
+        if (first) throw err
+      }
+    })()
+    try {
+      await this.connecting
+    } finally {
+      this.connecting = null
+    }
+  }
+
+  private lost (connection: ListenConnection | null, err: unknown): void {
+    if (connection === null || this.connection !== connection) return
+    this.connection = null
+    connection.removeAllListeners('notification')
+    this.onError(err)
+    this.options.onChange()
+    this.schedule()
+  }
+
+  private schedule (): void {
+    if (this.stopped || this.timer !== null) return
+    const wait = this.backoff
+    this.backoff = Math.min(this.backoff * 2, this.options.maxBackoff ?? 5000)
+    this.timer = setTimeout(() => {
+      this.timer = null
+      this.connect(false).catch(() => {})
+    }, wait)
+    this.timer.unref()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    await this.connecting?.catch(() => {})
+    const connection = this.connection
+    this.connection = null
+    if (connection !== null) {
+      connection.removeAllListeners('end')
+      connection.removeAllListeners('error')
+      connection.on('error', () => {})
+      await this.manager().disconnect(connection).catch(() => {})
+    }
+  }
+}

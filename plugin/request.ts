@@ -1,0 +1,194 @@
+/**
+ * The request path, top to bottom: who the user is, which schemas they may use (from the cache, no
+ * query), which schema this request runs in (per-route/per-app resolver, else the session, else the
+ * user's only schema), the permission check on every request, and the AsyncLocalStorage store that
+ * every Sequelize query made while handling the request reads.
+ */
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { UserId } from '../models/index.js'
+import { userKey, type RegistrySnapshot, type SchemaInfo } from './cache.js'
+import { setStoreSchema, storeFor, tenantStorage, type TenantStore } from './context.js'
+import { BoardinghouseErrors } from './errors.js'
+import { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName } from './names.js'
+import type { Boardinghouse } from './tenants.js'
+
+/** What `request.tenant` holds: the active schema. */
+export interface TenantInfo {
+  /** The PostgreSQL schema name. */
+  schema: string
+  /** Its display name. */
+  name: string
+}
+
+/** Resolves a request's schema by other means than the session (subdomain, header, path). */
+export type SchemaResolver = (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>
+
+/** Per-route options: `{ config: { boardinghouse: { ... } } }`. */
+export interface BoardinghouseRouteConfig {
+  /** Resolves this route's schema (not stored in the session), with the same permission checks. */
+  schemaFrom?: SchemaResolver
+  /** Refuse the request with FST_BH_NO_SCHEMA (400) when no schema is active. @default false */
+  requireSchema?: boolean
+}
+
+/** `request.boardinghouse`: the request's view of tenancy. */
+export interface RequestTenancy {
+  /** The user id from `getUserId`, or null when anonymous. */
+  readonly userId: UserId | null
+  /** Whether `isAdmin` said yes: an admin may select any active schema. */
+  readonly isAdmin: boolean
+  /** The schemas this user may select (admins: every active schema), sorted by name. */
+  readonly schemas: readonly TenantInfo[]
+  /** Whether this user may select `schema` (valid, active, member or admin; never the template). */
+  allowed: (schema: string) => boolean
+  /**
+   * Activates `schema` for the rest of this request (and, with `persist`, in the session), after the
+   * same checks as the switch route: 400 invalid, 401 anonymous, 404 unknown or inactive, 403 not allowed.
+   */
+  activate: (schema: string, options?: { persist?: boolean }) => TenantInfo
+  /** Deactivates the schema for the rest of this request (and, with `persist`, in the session). */
+  deactivate: (options?: { persist?: boolean }) => void
+}
+
+export interface RequestOptions {
+  bh: Boardinghouse
+  getUserId: (request: FastifyRequest) => UserId | null | undefined | Promise<UserId | null | undefined>
+  isAdmin: (request: FastifyRequest, userId: UserId) => boolean | Promise<boolean>
+  schemaFrom: SchemaResolver | undefined
+}
+
+export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
+
+type RequestWithTenancy = FastifyRequest & { [kTenancy]?: RequestTenancy }
+
+function infoOf (s: SchemaInfo): TenantInfo {
+  return { schema: s.schema, name: s.name }
+}
+
+class Tenancy implements RequestTenancy {
+  private list: TenantInfo[] | null = null
+
+  constructor (
+    private readonly request: FastifyRequest,
+    private readonly store: TenantStore,
+    private readonly snapshot: RegistrySnapshot,
+    readonly userId: UserId | null,
+    readonly isAdmin: boolean
+  ) {}
+
+  private memberOf (): ReadonlySet<string> {
+    return this.userId === null ? new Set() : this.snapshot.members.get(userKey(this.userId)) ?? new Set()
+  }
+
+  allowed (schema: string): boolean {
+    if (this.userId === null || !isValidSchemaName(schema)) return false
+    const info = this.snapshot.schemas.get(schema)
+    if (info === undefined || !info.isActive) return false
+    return this.isAdmin || this.memberOf().has(schema)
+  }
+
+  /** The user's one active membership, if there is exactly one (auto-selected; admins too). */
+  onlyMembership (): TenantInfo | null {
+    let only: SchemaInfo | null = null
+    for (const name of this.memberOf()) {
+      const info = this.snapshot.schemas.get(name)
+      if (info === undefined || !info.isActive) continue
+      if (only !== null) return null
+      only = info
+    }
+    return only === null ? null : infoOf(only)
+  }
+
+  get schemas (): readonly TenantInfo[] {
+    if (this.list === null) {
+      const names = this.isAdmin ? [...this.snapshot.schemas.keys()] : [...this.memberOf()]
+      this.list = names.filter((n) => this.allowed(n)).sort().map((n) => infoOf(this.snapshot.schemas.get(n) as SchemaInfo))
+    }
+    return this.list
+  }
+
+  /** The checks of the switch route, in the order of their status codes' specificity. */
+  check (schema: unknown): TenantInfo {
+    if (schema === TEMPLATE_SCHEMA) throw new BoardinghouseErrors.TEMPLATE_SCHEMA()
+    assertSchemaName(schema)
+    if (this.userId === null) throw new BoardinghouseErrors.UNAUTHENTICATED()
+    const info = this.snapshot.schemas.get(schema)
+    if (info === undefined) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    if (!info.isActive) throw new BoardinghouseErrors.SCHEMA_INACTIVE(schema)
+    if (!this.isAdmin && !this.memberOf().has(schema)) throw new BoardinghouseErrors.FORBIDDEN_SCHEMA(schema)
+    return infoOf(info)
+  }
+
+  activate (schema: string, options: { persist?: boolean } = {}): TenantInfo {
+    const info = this.check(schema)
+    this.set(info, options.persist === true)
+    return info
+  }
+
+  deactivate (options: { persist?: boolean } = {}): void {
+    this.set(null, options.persist === true)
+  }
+
+  set (info: TenantInfo | null, persist: boolean): void {
+    setStoreSchema(this.store, info?.schema ?? null)
+    this.request.tenant = info
+    if (persist) this.request.session.set('boardinghouseSchema', info?.schema ?? null)
+  }
+}
+
+/** `request.boardinghouse`. */
+export function tenancyOf (request: FastifyRequest): RequestTenancy {
+  const tenancy = (request as RequestWithTenancy)[kTenancy]
+  if (tenancy === undefined) throw new Error('request.boardinghouse is only available after the onRequest hook of fastify-boardinghouse')
+  return tenancy
+}
+
+/** The onRequest hook: resolves the schema, checks it, and runs the rest of the request in its store. */
+export function resolveSchemaHook (options: RequestOptions): (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void {
+  const { bh, getUserId, isAdmin } = options
+
+  async function resolve (request: FastifyRequest, store: TenantStore): Promise<void> {
+    const rawUserId = await getUserId(request)
+    let userId: UserId | null = null
+    if (rawUserId !== undefined && rawUserId !== null) {
+      try {
+        userId = bh.normalizeUserId(rawUserId)
+      } catch {
+        userId = null // a session holding garbage is an anonymous one
+      }
+    }
+    store.userId = userId
+    const snapshot = bh.registry.peek() ?? await bh.registry.get()
+    const admin = userId !== null && await isAdmin(request, userId)
+    const tenancy = new Tenancy(request, store, snapshot, userId, admin)
+    ;(request as RequestWithTenancy)[kTenancy] = tenancy
+
+    const route = (request.routeOptions.config as { boardinghouse?: BoardinghouseRouteConfig } | undefined)?.boardinghouse
+    const resolver = route?.schemaFrom ?? options.schemaFrom
+    const explicit = resolver === undefined ? undefined : await resolver(request)
+    if (explicit !== undefined && explicit !== null) {
+      tenancy.set(tenancy.check(explicit), false)
+    } else {
+      const session = request.session as { get?: (key: 'boardinghouseSchema') => unknown } | undefined
+      const selected = session?.get?.('boardinghouseSchema')
+      if (typeof selected === 'string' && selected !== '' && tenancy.allowed(selected)) {
+        tenancy.set(infoOf(snapshot.schemas.get(selected) as SchemaInfo), false)
+      } else if (selected !== undefined && selected !== null) {
+        // Revoked, deactivated, dropped, or never valid: forget it, and go on with no schema.
+        tenancy.set(null, true)
+      }
+      if (store.schema === null && userId !== null) {
+        const only = tenancy.onlyMembership()
+        if (only !== null) tenancy.set(only, true)
+      }
+    }
+    if (route?.requireSchema === true && store.schema === null) {
+      throw new BoardinghouseErrors.NO_SCHEMA('this route needs one')
+    }
+  }
+
+  return function resolveSchema (request, reply, done) {
+    const store = storeFor(null, { userId: null, requestId: request.id })
+    resolve(request, store).then(() => { tenantStorage.run(store, done) }, done)
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The switch route: `POST /__change_schema__` with `{ schema }` (JSON or form) selects a schema for
+ * the session, after the checks of `request.boardinghouse.activate`; an empty or null schema
+ * deselects. Never by GET, and never from another site (Origin / Sec-Fetch-Site are checked).
+ */
+import { parse as parseQuery } from 'node:querystring'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BoardinghouseErrors } from './errors.js'
+import { describe } from './names.js'
+import { tenancyOf, type TenantInfo } from './request.js'
+
+export interface SwitchRouteOptions {
+  path: string
+  /** Origins (scheme://host[:port]) besides the request's own that may post to the route. */
+  trustedOrigins: readonly string[]
+}
+
+interface SwitchBody { schema?: string | null, next?: string }
+
+/** The request's own origin, as a browser would send it in `Origin`. */
+function ownOrigin (request: FastifyRequest): string {
+  return `${request.protocol}://${request.host}`
+}
+
+/** Refuses requests a browser made for another site (a form on evil.example posting here). */
+export function assertSameSite (request: FastifyRequest, trusted: readonly string[]): void {
+  const fetchSite = request.headers['sec-fetch-site']
+  if (typeof fetchSite === 'string' && fetchSite !== 'same-origin' && fetchSite !== 'none') {
+    const origin = request.headers.origin
+    if (!(typeof origin === 'string' && trusted.includes(origin))) {
+      throw new BoardinghouseErrors.CROSS_SITE(`Sec-Fetch-Site is ${describe(fetchSite)}`)
+    }
+  }
+  const origin = request.headers.origin
+  if (origin !== undefined) {
+    if (typeof origin !== 'string' || (origin !== ownOrigin(request) && !trusted.includes(origin))) {
+      throw new BoardinghouseErrors.CROSS_SITE(`Origin ${describe(origin)} is not this site`)
+    }
+  }
+}
+
+/** A same-origin path: starts with one slash, no scheme, no backslash, no control characters. */
+export function isSafeNext (next: string): boolean {
+  return /^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/.test(next) && next.length <= 2048
+}
+
+export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteOptions): void {
+  app.register(async function changeSchemaRoute (instance) {
+    if (!instance.hasContentTypeParser('application/x-www-form-urlencoded')) {
+      instance.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+        done(null, parseQuery(body as string))
+      })
+    }
+    instance.post<{ Body: SwitchBody }>(options.path, {
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            schema: { anyOf: [{ type: 'string', maxLength: 256 }, { type: 'null' }] },
+            next: { type: 'string', maxLength: 2048 }
+          },
+          additionalProperties: false
+        }
+      }
+    }, async function changeSchema (request: FastifyRequest<{ Body: SwitchBody }>, reply: FastifyReply) {
+      assertSameSite(request, options.trustedOrigins)
+      const tenancy = tenancyOf(request)
+      if (tenancy.userId === null) throw new BoardinghouseErrors.UNAUTHENTICATED()
+      const body = request.body ?? {}
+      const next = body.next
+      if (next !== undefined && next !== '' && !isSafeNext(next)) throw new BoardinghouseErrors.INVALID_REDIRECT(describe(next))
+      let selected: TenantInfo | null = null
+      if (body.schema === undefined || body.schema === null || body.schema === '') {
+        tenancy.deactivate({ persist: true })
+      } else {
+        selected = tenancy.activate(body.schema, { persist: true })
+      }
+      if (next !== undefined && next !== '') return await reply.redirect(next, 303)
+      return { schema: selected?.schema ?? null, name: selected?.name ?? null }
+    })
+  })
+}
