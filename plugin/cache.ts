@@ -35,6 +35,7 @@ interface MembershipRow { schema_name: string, user_id: string | number }
 export class SchemaRegistry {
   private snapshot: RegistrySnapshot | null = null
   private loading: Promise<RegistrySnapshot> | null = null
+  private loadingGeneration = -1
   private generation = 0
 
   constructor (private readonly sequelize: Sequelize, private readonly ttl: number) {}
@@ -59,7 +60,8 @@ export class SchemaRegistry {
   }
 
   private async load (): Promise<RegistrySnapshot> {
-    if (this.loading !== null) return await this.loading
+    // Join a load in flight only if it started after the last change: an older one may miss it.
+    if (this.loading !== null && this.loadingGeneration === this.generation) return await this.loading
     const generation = this.generation
     const loading = (async () => {
       // Both reads in one query and one round trip, in public whatever the caller's context.
@@ -88,10 +90,11 @@ export class SchemaRegistry {
       return snapshot
     })()
     this.loading = loading
+    this.loadingGeneration = generation
     try {
       return await loading
     } finally {
-      this.loading = null
+      if (this.loading === loading) this.loading = null
     }
   }
 }

@@ -219,7 +219,7 @@ export class Boardinghouse {
       throw new BoardinghouseErrors.INVALID_OPTION(`the display name of schema "${schema}" must be a non-empty string`)
     }
     const { sequelize } = this.options
-    await withConnection(sequelize, async (connection) => {
+    const created = await withConnection(sequelize, async (connection): Promise<SchemaInfo> => {
       for (let attempt = 0; ; attempt++) {
         const { version, ddl } = await this.cloneDDL(connection)
         const q = quoteLiteral(schema)
@@ -233,13 +233,17 @@ export class Boardinghouse {
           'SET LOCAL check_function_bodies = off',
           renderCloneDDL(ddl, schema),
           'SET LOCAL search_path = public',
-          `INSERT INTO public.${SCHEMA_TABLE} (schema_name, name, is_active, created_at, updated_at) VALUES (${q}, ${quoteLiteral(displayName)}, true, now(), now())`,
+          `INSERT INTO public.${SCHEMA_TABLE} (schema_name, name, is_active, created_at, updated_at) VALUES (${q}, ${quoteLiteral(displayName)}, true, now(), now())
+             RETURNING schema_name AS "bhCreated", name, is_active, created_at, updated_at`,
           `INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name, run_at) SELECT ${q}, name, now() FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}`,
           'COMMIT'
         ].join(';\n')
         try {
-          await connection.query(sql)
-          return
+          const results = await connection.query(sql) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
+          const row = results.flatMap((r) => r.rows).find((r) => r.bhCreated === schema) as
+            { bhCreated: string, name: string, is_active: boolean, created_at: Date, updated_at: Date } | undefined
+          if (row === undefined) throw new Error('the registry row was not returned')
+          return { schema: row.bhCreated, name: row.name, isActive: row.is_active, createdAt: row.created_at, updatedAt: row.updated_at }
         } catch (err) {
           await connection.query('ROLLBACK').catch(() => {})
           const code = (err as { code?: string }).code
@@ -250,8 +254,6 @@ export class Boardinghouse {
       }
     })
     await this.changed()
-    const created = await this.getSchema(schema)
-    if (created === null) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
     return created
   }
 

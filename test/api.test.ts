@@ -44,6 +44,14 @@ test('tenant API', async (t) => {
     assert.ok(names('acme').length > 0)
   })
 
+  await t.test('concurrent creates all succeed and each returns its own entry', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `con${i}`)
+    const created = await Promise.all(names.map(async (n) => await bh.createSchema(n)))
+    assert.deepEqual(created.map((c) => c.schema), names)
+    for (const n of names) assert.equal((await bh.getSchema(n))?.isActive, true)
+    await Promise.all(names.map(async (n) => { await bh.deleteSchema(n, { drop: true }) }))
+  })
+
   await t.test('runInSchema: each schema sees its own rows only; nested calls restore the outer schema', async () => {
     await bh.runInSchema('acme', async () => { await Item.create({ title: 'anvil' }) })
     await bh.runInSchema('globex', async () => { await Item.create({ title: 'globe' }) })
@@ -71,7 +79,11 @@ test('tenant API', async (t) => {
   })
 
   await t.test('with no schema active, tenant tables do not exist (public only)', async () => {
-    await assert.rejects(Item.findAll(), /relation "items" does not exist/)
+    await assert.rejects(Item.findAll(), (err: Error & { code?: string, cause?: Error }) => {
+      assert.equal(err.code, 'FST_BH_NO_SCHEMA')
+      assert.match(String(err.cause?.message), /relation "items" does not exist/)
+      return true
+    })
     const [path] = await sequelize.query<{ search_path: string }>('SHOW search_path', { type: QueryTypes.SELECT })
     assert.equal(path?.search_path, 'public')
   })
