@@ -1,0 +1,170 @@
+/**
+ * bench:migrate: `migrate()` across 1,000 tenant schemas: with nothing to do, and with one new
+ * migration (ADD COLUMN + CREATE INDEX on 3 tables) on the default 4 connections vs on one.
+ *
+ *   npm run bench:migrate       (DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres;
+ *                                BENCH_TENANTS=100 for a quick smoke run instead of 1,000)
+ *
+ * Prints progress lines, then one JSON object as the last line.
+ */
+import { QueryTypes, type Sequelize } from 'sequelize'
+import { Boardinghouse } from '../plugin/tenants.js'
+import { runWithSchema } from '../plugin/context.js'
+import type { MigrateResult } from '../plugin/migrator.js'
+import { createSchemaTolerant, elapsedSeconds, log, makeSequelize, median, migrationFolder, promisePool, round1, round2, runBench, serverVersion, tenantCount, timed, withBenchDatabase } from './common.js'
+
+const SCHEMAS = tenantCount()
+const CREATE_CONCURRENCY = 2
+const CONCURRENCY = 4 // the library's default migrationConcurrency
+const NOOP_RUNS = 3
+/** Order of the timed runs, each with a new migration of equal work: alternated (ABBA...) so drift hits both. */
+const ORDER: Array<'parallel' | 'serial'> = ['parallel', 'serial', 'serial', 'parallel', 'parallel', 'serial', 'serial', 'parallel']
+const TABLES = ['items', 'projects', 'notes'] as const
+
+// The template: the example's items table plus two more, in two migration files (sequelize-cli style).
+const CREATE_ITEMS = `module.exports = {
+  async up ({ context: { queryInterface, Sequelize } }) {
+    await queryInterface.createTable('items', {
+      id: { type: Sequelize.INTEGER, primaryKey: true, autoIncrement: true },
+      title: { type: Sequelize.STRING(200), allowNull: false },
+      created_at: { type: Sequelize.DATE, allowNull: false, defaultValue: Sequelize.fn('now') },
+      updated_at: { type: Sequelize.DATE, allowNull: false, defaultValue: Sequelize.fn('now') }
+    })
+  }
+}
+`
+
+const CREATE_PROJECTS_NOTES = `module.exports = {
+  async up ({ context: { queryInterface, Sequelize } }) {
+    await queryInterface.createTable('projects', {
+      id: { type: Sequelize.INTEGER, primaryKey: true, autoIncrement: true },
+      name: { type: Sequelize.STRING(120), allowNull: false, unique: true },
+      archived: { type: Sequelize.BOOLEAN, allowNull: false, defaultValue: false },
+      created_at: { type: Sequelize.DATE, allowNull: false, defaultValue: Sequelize.fn('now') }
+    })
+    await queryInterface.createTable('notes', {
+      id: { type: Sequelize.BIGINT, primaryKey: true, autoIncrement: true },
+      item_id: { type: Sequelize.INTEGER, allowNull: false, references: { model: 'items', key: 'id' }, onDelete: 'CASCADE' },
+      project_id: { type: Sequelize.INTEGER, references: { model: 'projects', key: 'id' } },
+      body: { type: Sequelize.TEXT, allowNull: false },
+      created_at: { type: Sequelize.DATE, allowNull: false, defaultValue: Sequelize.fn('now') }
+    })
+    await queryInterface.addIndex('notes', ['item_id', 'created_at'], { name: 'notes_item_created_idx' })
+  }
+}
+`
+
+/** Migration number `n`: a column and an index on each of the 3 tables (the same work every time). */
+function addColumnMigration (n: number): string {
+  const column = `extra_${n}`
+  return `module.exports = {
+  async up ({ context: { queryInterface, Sequelize } }) {
+    for (const table of ${JSON.stringify(TABLES)}) {
+      await queryInterface.addColumn(table, '${column}', { type: Sequelize.INTEGER, allowNull: true })
+      await queryInterface.addIndex(table, ['${column}'], { name: table + '_${column}_idx' })
+    }
+  }
+}
+`
+}
+
+/** Schemas (template included) where migration `n`'s column exists on all 3 tables. */
+async function schemasWithColumn (sequelize: Sequelize, n: number): Promise<number> {
+  const rows = await runWithSchema(null, async () => await sequelize.query<{ n: string }>(
+    `SELECT count(*) AS n FROM (
+       SELECT c.relnamespace FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+       WHERE a.attname = :column AND NOT a.attisdropped AND c.relname IN (:tables) AND c.relkind = 'r'
+       GROUP BY c.relnamespace HAVING count(*) = :count) s`,
+    { replacements: { column: `extra_${n}`, tables: [...TABLES], count: TABLES.length }, type: QueryTypes.SELECT }))
+  return Number(rows[0]?.n ?? 0)
+}
+
+runBench('bench:migrate', async () => {
+  const result = await withBenchDatabase(async (url) => {
+    const sequelize = makeSequelize(url, 5)
+    const folder = migrationFolder('bh-bench-migrate-')
+    try {
+      const version = await serverVersion(sequelize)
+      log(`PostgreSQL ${version}`)
+      folder.write('001-create-items.cjs', CREATE_ITEMS)
+      folder.write('002-create-projects-notes.cjs', CREATE_PROJECTS_NOTES)
+      // Migrator loads the folder once per instance: a new instance sees files added since.
+      const make = (): Boardinghouse => new Boardinghouse({ sequelize, tenantMigrations: folder.dir })
+      const bh = make()
+      const first = await timed(async () => await bh.migrate())
+      log(`migrate(): template ${first.value.template.join(', ')} in ${first.ms.toFixed(0)} ms`)
+
+      log(`creating ${SCHEMAS} tenant schemas (createSchema, concurrency ${CREATE_CONCURRENCY})`)
+      const names = Array.from({ length: SCHEMAS }, (_, i) => `tenant_${String(i).padStart(4, '0')}`)
+      let done = 0
+      const spurious = { count: 0 }
+      const created = await timed(async () => await promisePool(names, CREATE_CONCURRENCY, async (schema) => {
+        await createSchemaTolerant(bh, schema, spurious)
+        if (++done % 200 === 0) log(`  ${done} schemas`)
+      }))
+      log(`created ${SCHEMAS} schemas in ${(created.ms / 1000).toFixed(1)} s (${(created.ms / SCHEMAS).toFixed(1)} ms/schema wall); ${spurious.count} spurious FST_BH_SCHEMA_NOT_FOUND from createSchema for schemas it had created`)
+
+      // (a) Nothing to do: a new instance each time, as a deploy's `migrate` command would be.
+      const noop: number[] = []
+      for (let i = 0; i < NOOP_RUNS; i++) {
+        const run = await timed(async () => await make().migrate())
+        const r = run.value
+        if (r.migratedSchemas !== 0 || r.template.length !== 0 || r.upToDateSchemas !== SCHEMAS) {
+          throw new Error(`no-op migrate did work: ${JSON.stringify(r)}`)
+        }
+        noop.push(run.ms / 1000)
+        log(`no-op migrate() #${i + 1}: ${run.ms.toFixed(0)} ms (${r.upToDateSchemas} up to date)`)
+      }
+
+      // (b) One new migration per run, alternating 4 connections and 1.
+      const times: Record<'parallel' | 'serial', number[]> = { parallel: [], serial: [] }
+      const nodeCpuShare: Record<'parallel' | 'serial', number[]> = { parallel: [], serial: [] }
+      for (const [i, mode] of ORDER.entries()) {
+        const n = i + 3
+        folder.write(`${String(n).padStart(3, '0')}-add-extra-${n}.cjs`, addColumnMigration(n))
+        const instance = make()
+        let last = 0
+        const cpu = process.cpuUsage()
+        const run = await timed(async (): Promise<MigrateResult> => await instance.migrate({
+          ...(mode === 'serial' ? { concurrency: 1 } : {}),
+          onProgress: (p) => {
+            if (p.phase === 'tenants' && p.done - last >= 250) { last = p.done; log(`    ${p.done}/${p.total}`) }
+          }
+        }))
+        const used = process.cpuUsage(cpu)
+        const nodeCpu = (used.user + used.system) / 1e6
+        nodeCpuShare[mode].push(nodeCpu / (run.ms / 1000))
+        if (run.value.migratedSchemas !== SCHEMAS) throw new Error(`migration ${n} migrated ${run.value.migratedSchemas} schemas, expected ${SCHEMAS}`)
+        const withColumn = await schemasWithColumn(sequelize, n)
+        if (withColumn !== SCHEMAS + 1) throw new Error(`migration ${n}: column found in ${withColumn} schemas, expected ${SCHEMAS + 1}`)
+        times[mode].push(run.ms / 1000)
+        log(`migration ${n} (${mode === 'serial' ? '1 connection' : `concurrency ${CONCURRENCY}`}): ${(run.ms / 1000).toFixed(2)} s across ${run.value.migratedSchemas} schemas + template; this Node process used ${nodeCpu.toFixed(2)} s CPU (${(100 * nodeCpu / (run.ms / 1000)).toFixed(0)}% of one core)`)
+      }
+      const parallel = median(times.parallel)
+      const serial = median(times.serial)
+      log(`parallel runs: ${times.parallel.map((s) => s.toFixed(2)).join(', ')} s; serial runs: ${times.serial.map((s) => s.toFixed(2)).join(', ')} s`)
+      log(`speedup serial/parallel (medians): ${(serial / parallel).toFixed(2)}`)
+
+      return {
+        schemas: SCHEMAS,
+        noop_s: round2(median(noop)),
+        parallel_s: round2(parallel),
+        serial_s: round2(serial),
+        parallel_speedup: round1(serial / parallel),
+        concurrency: CONCURRENCY,
+        server_version: version,
+        noop_runs_s: noop.map(round2),
+        parallel_runs_s: times.parallel.map(round2),
+        serial_runs_s: times.serial.map(round2),
+        node_cpu_share_parallel: round2(median(nodeCpuShare.parallel)),
+        node_cpu_share_serial: round2(median(nodeCpuShare.serial)),
+        create_ms_per_schema: round1(created.ms / SCHEMAS),
+        spurious_not_found: spurious.count
+      }
+    } finally {
+      folder.cleanup()
+      await sequelize.close()
+    }
+  })
+  return { ...result, wall_s: round1(elapsedSeconds()) }
+})
