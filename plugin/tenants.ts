@@ -46,6 +46,10 @@ const STALE_TEMPLATE_STATE = 'BHTPL'
 const TEMPLATE_VERSION_SQL = `SELECT md5(coalesce(string_agg(name, ',' ORDER BY name), '')) AS version
   FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}`
 
+/** Bump when generateCloneDDL's output changes for the same template: cached DDL of older formats is regenerated. */
+const CLONE_FORMAT = '1'
+const TEMPLATE_DDL_TABLE = 'boardinghouse_template_ddl'
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export class Boardinghouse {
@@ -193,18 +197,30 @@ export class Boardinghouse {
     if (row.template !== true) throw new BoardinghouseErrors.NOT_MIGRATED(`schema ${TEMPLATE_SCHEMA} is missing`)
   }
 
+  /**
+   * The template's clone DDL: from this process's cache, else from the database's cache table (one
+   * row per template version and generator format), else generated from the catalog and stored.
+   */
   private async cloneDDL (connection: RawConnection): Promise<CloneCache> {
     if (this.clone !== null) return this.clone
     await this.ensureMigrated(connection)
-    const { rows } = await connection.query(TEMPLATE_VERSION_SQL)
-    const version = String((rows[0] as { version: string }).version)
-    let ddl: string
-    try {
-      ddl = await generateCloneDDL(connection)
-    } catch (err) {
-      throw new BoardinghouseErrors.CLONE_UNSUPPORTED(err instanceof Error ? err.message : String(err), { cause: err })
+    const { rows } = await connection.query(
+      `SELECT v.version || ':' || $1 AS version, d.ddl FROM (${TEMPLATE_VERSION_SQL}) v
+       LEFT JOIN public.${TEMPLATE_DDL_TABLE} d ON d.version = v.version || ':' || $1`, [CLONE_FORMAT])
+    const row = rows[0] as { version: string, ddl: string | null }
+    let ddl = row.ddl
+    if (ddl === null) {
+      try {
+        ddl = await generateCloneDDL(connection)
+      } catch (err) {
+        throw new BoardinghouseErrors.CLONE_UNSUPPORTED(err instanceof Error ? err.message : String(err), { cause: err })
+      }
+      await connection.query(
+        `WITH stored AS (INSERT INTO public.${TEMPLATE_DDL_TABLE} (version, ddl) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING)
+         DELETE FROM public.${TEMPLATE_DDL_TABLE} WHERE version <> $1`, [row.version, ddl])
     }
-    this.clone = { version, ddl }
+    // The clone transaction compares the ledger part of the version with the template's current one.
+    this.clone = { version: row.version.slice(0, row.version.lastIndexOf(':')), ddl }
     return this.clone
   }
 

@@ -42,6 +42,13 @@ test('tenant API', async (t) => {
     assert.deepEqual(names('acme'), names(TEMPLATE_SCHEMA))
     assert.deepEqual(names('globex'), names(TEMPLATE_SCHEMA))
     assert.ok(names('acme').length > 0)
+    // the clone DDL was generated once and stored for other processes, keyed by template version
+    const cached = await sequelize.query<{ version: string }>('SELECT version FROM public.boardinghouse_template_ddl', { type: QueryTypes.SELECT })
+    assert.equal(cached.length, 1)
+    const other = new Boardinghouse({ sequelize, tenantModels: ['Item'] })
+    await other.createSchema('hooli')
+    await other.deleteSchema('hooli', { drop: true })
+    assert.deepEqual(await sequelize.query('SELECT version FROM public.boardinghouse_template_ddl', { type: QueryTypes.SELECT }), cached)
   })
 
   await t.test('concurrent creates all succeed and each returns its own entry', async () => {
