@@ -5,5 +5,6 @@ import { defineExampleModels, exampleTenantModels } from './models/index.js'
 export default defineConfig({
   models: (sequelize) => { defineExampleModels(sequelize) },
   tenantModels: exampleTenantModels,
+  sharedMigrations: './migrations/shared',
   tenantMigrations: './migrations/tenant'
 })
