@@ -143,23 +143,73 @@ function arr (row: Row, key: string): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Catalog queries. $1 is the template namespace's oid. All oids travel as text.
+// Catalog queries. All oids travel as text.
+//
+// No catalog has an index on its namespace column alone (pg_class_relname_nsp_index and its kin
+// lead with the name), so `WHERE relnamespace = $1` reads all of pg_class: every tenant schema's
+// rows, which made generation grow with the number of tenants. Instead, Q_OBJECTS finds the
+// template's objects through pg_depend's index on the referenced object (everything created in a
+// schema records a dependency on it: DROP SCHEMA .. CASCADE finds its victims that way), adds the
+// objects that depend on the schema only through another one (indexes through their table,
+// a composite type's relation, row types, array types, constraints), and keeps those whose
+// namespace column is the template; every later query starts from those oids (`= ANY (..)`) and
+// reaches the other catalogs through their indexes on the owning object (attrelid, conrelid,
+// indrelid, tgrelid, ev_class, polrelid, adrelid, pg_description's objoid, pg_depend's objid).
+// The placeholders :ns (the namespace's oid) and :rels, :types, :procs, :stats, :cons (arrays of
+// the oids of its relations, types, functions, statistics objects and constraints) are bound by
+// `bind`.
 // ---------------------------------------------------------------------------------------------
+
+const Q_OBJECTS = `
+WITH dep AS (
+  SELECT d.classid, d.objid FROM pg_depend d
+  WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = :ns::oid),
+dep_types AS (
+  SELECT t.oid, t.typrelid FROM pg_type t
+  WHERE t.oid = ANY (ARRAY(SELECT objid FROM dep WHERE classid = 'pg_type'::regclass)) AND t.typnamespace = :ns::oid),
+owners AS (
+  SELECT c.oid, c.reltype FROM pg_class c
+  WHERE c.oid = ANY (ARRAY(SELECT objid FROM dep WHERE classid = 'pg_class'::regclass UNION SELECT typrelid FROM dep_types WHERE typrelid <> 0))
+    AND c.relnamespace = :ns::oid),
+rels AS (
+  SELECT oid, reltype FROM owners
+  UNION
+  SELECT c.oid, c.reltype FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  WHERE i.indrelid = ANY (ARRAY(SELECT oid FROM owners)) AND c.relnamespace = :ns::oid),
+types1 AS (
+  SELECT t.oid, t.typarray FROM pg_type t
+  WHERE t.oid = ANY (ARRAY(SELECT oid FROM dep_types UNION SELECT reltype FROM rels WHERE reltype <> 0)) AND t.typnamespace = :ns::oid),
+types AS (
+  SELECT oid FROM types1
+  UNION
+  SELECT t.oid FROM pg_type t WHERE t.oid = ANY (ARRAY(SELECT typarray FROM types1 WHERE typarray <> 0)) AND t.typnamespace = :ns::oid)
+SELECT
+  ARRAY(SELECT oid::text FROM rels ORDER BY oid) AS rels,
+  ARRAY(SELECT oid::text FROM types ORDER BY oid) AS types,
+  ARRAY(SELECT p.oid::text FROM pg_proc p
+        WHERE p.oid = ANY (ARRAY(SELECT objid FROM dep WHERE classid = 'pg_proc'::regclass)) AND p.pronamespace = :ns::oid ORDER BY p.oid) AS procs,
+  ARRAY(SELECT s.oid::text FROM pg_statistic_ext s
+        WHERE s.oid = ANY (ARRAY(SELECT objid FROM dep WHERE classid = 'pg_statistic_ext'::regclass)) AND s.stxnamespace = :ns::oid ORDER BY s.oid) AS stats,
+  ARRAY(SELECT oid::text FROM (
+          SELECT k.oid FROM pg_constraint k WHERE k.conrelid = ANY (ARRAY(SELECT oid FROM rels)) AND k.connamespace = :ns::oid
+          UNION
+          SELECT k.oid FROM pg_constraint k WHERE k.conrelid = 0 AND k.contypid = ANY (ARRAY(SELECT oid FROM types)) AND k.connamespace = :ns::oid) k
+        ORDER BY oid) AS cons`
 
 // Everything created in a schema records a dependency on it: that finds objects of any kind,
 // including kinds this module has never heard of. The other branches look closer at the kinds it
 // handles.
 const Q_UNSUPPORTED = `
 SELECT what FROM (
-  SELECT CASE
+  SELECT 1 AS branch, d.objid AS sort, CASE
     WHEN EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')
       THEN 'member of an extension: ' || pg_describe_object(d.classid, d.objid, d.objsubid)
     WHEN d.classid NOT IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_statistic_ext'::regclass)
       THEN pg_describe_object(d.classid, d.objid, d.objsubid)
   END AS what
-  FROM pg_depend d WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = $1
+  FROM pg_depend d WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = :ns::oid
   UNION ALL
-  SELECT CASE
+  SELECT 2, c.oid, CASE
     WHEN c.relkind = 'p' THEN 'partitioned table '
     WHEN c.relkind = 'I' THEN 'partitioned index '
     WHEN c.relkind = 'f' THEN 'foreign table '
@@ -171,9 +221,9 @@ SELECT what FROM (
       THEN 'invalid index (left by a failed CREATE INDEX CONCURRENTLY?) '
     WHEN NOT pg_table_is_visible(c.oid) THEN 'relation shadowed by one of the same name earlier in the search path: '
   END || c.relname
-  FROM pg_class c WHERE c.relnamespace = $1
+  FROM pg_class c WHERE c.oid = ANY (:rels::oid[])
   UNION ALL
-  SELECT CASE
+  SELECT 3, t.oid, CASE
     WHEN t.typtype IN ('e', 'd', 'c') OR (t.typelem <> 0 AND t.typsubscript = 'pg_catalog.array_subscript_handler'::regproc)
       THEN CASE WHEN NOT pg_type_is_visible(t.oid) THEN 'type shadowed by one of the same name in pg_catalog: ' END
     WHEN t.typtype = 'm' THEN NULL
@@ -182,26 +232,27 @@ SELECT what FROM (
     WHEN t.typtype = 'p' THEN 'pseudo or shell type '
     ELSE 'type '
   END || t.typname
-  FROM pg_type t WHERE t.typnamespace = $1
+  FROM pg_type t WHERE t.oid = ANY (:types::oid[])
   UNION ALL
-  SELECT CASE p.prokind WHEN 'a' THEN 'aggregate ' WHEN 'w' THEN 'window function ' WHEN 'p' THEN 'procedure ' ELSE 'function ' END
+  SELECT 4, p.oid, CASE p.prokind WHEN 'a' THEN 'aggregate ' WHEN 'w' THEN 'window function ' WHEN 'p' THEN 'procedure ' ELSE 'function ' END
     || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' || CASE
     WHEN p.prokind NOT IN ('f', 'p') THEN ''
     WHEN p.prosqlbody IS NOT NULL THEN ' with a SQL-standard body (BEGIN ATOMIC or RETURN)'
     WHEN p.protrftypes IS NOT NULL THEN ' with TRANSFORM FOR TYPE'
     WHEN NOT pg_function_is_visible(p.oid) THEN ' (shadowed by one of the same name and arguments in pg_catalog)'
   END
-  FROM pg_proc p WHERE p.pronamespace = $1
+  FROM pg_proc p WHERE p.oid = ANY (:procs::oid[])
   UNION ALL
-  SELECT 'table inheritance ' || i.inhrelid::regclass::text || ' INHERITS ' || i.inhparent::regclass::text
-  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-  WHERE (c.relnamespace = $1 OR p.relnamespace = $1) AND NOT c.relispartition
+  SELECT 5, i.inhrelid, 'table inheritance ' || i.inhrelid::regclass::text || ' INHERITS ' || i.inhparent::regclass::text
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE (i.inhrelid = ANY (:rels::oid[]) OR i.inhparent = ANY (:rels::oid[])) AND NOT c.relispartition
   UNION ALL
-  SELECT 'sequence ' || c.relname || ' owned by a column of ' || t.oid::regclass::text || ', outside the template'
-  FROM pg_depend d JOIN pg_class c ON c.oid = d.objid JOIN pg_class t ON t.oid = d.refobjid
-  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-    AND c.relnamespace = $1 AND c.relkind = 'S' AND t.relnamespace <> $1
-) problems WHERE what IS NOT NULL`
+  SELECT 6, c.oid, 'sequence ' || c.relname || ' owned by a column of ' || t.oid::regclass::text || ', outside the template'
+  FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid JOIN pg_class t ON t.oid = d.refobjid
+  WHERE c.oid = ANY (:rels::oid[]) AND c.relkind = 'S'
+    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND t.relnamespace <> :ns::oid
+) problems WHERE what IS NOT NULL
+ORDER BY branch, sort, what`
 
 const Q_TYPES = `
 SELECT t.oid::text AS oid, t.typname::text AS name, t.typtype::text AS kind,
@@ -211,9 +262,9 @@ SELECT t.oid::text AS oid, t.typname::text AS name, t.typtype::text AS kind,
   CASE WHEN t.typtype = 'd' AND t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN t.typcollation::regcollation::text END AS collation,
   pg_get_expr(t.typdefaultbin, 0, true) AS "default", t.typnotnull AS not_null,
   (SELECT json_agg(json_build_object('name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid, true)) ORDER BY k.oid)
-     FROM pg_constraint k WHERE k.contypid = t.oid) AS constraints
+     FROM pg_constraint k WHERE k.conrelid = 0 AND k.contypid = t.oid) AS constraints
 FROM pg_type t LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
-WHERE t.typnamespace = $1 AND t.typtype IN ('e', 'd')
+WHERE t.oid = ANY (:types::oid[]) AND t.typtype IN ('e', 'd')
 ORDER BY t.oid`
 
 const Q_SEQUENCES = `
@@ -227,7 +278,7 @@ LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AN
   AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
 LEFT JOIN pg_class t ON t.oid = d.refobjid
 LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE c.relnamespace = $1 AND c.relkind = 'S'
+WHERE c.oid = ANY (:rels::oid[]) AND c.relkind = 'S'
 ORDER BY c.oid`
 
 const Q_FUNCTIONS = `
@@ -244,18 +295,18 @@ SELECT p.oid::text AS oid, p.proname::text AS name, p.prokind::text AS kind, l.l
      JOIN pg_type ty ON ty.oid = u.typ
      LEFT JOIN pg_type el ON el.oid = ty.typelem AND ty.typelem <> 0
      JOIN pg_class rc ON rc.oid = coalesce(NULLIF(ty.typrelid, 0), el.typrelid)
-    WHERE rc.relnamespace = $1) AS rowtype_phase
+    WHERE rc.relnamespace = :ns::oid) AS rowtype_phase
 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-WHERE p.pronamespace = $1 AND p.prokind IN ('f', 'p')
+WHERE p.oid = ANY (:procs::oid[]) AND p.prokind IN ('f', 'p')
 ORDER BY p.oid`
 
 const Q_RELATIONS = `
-WITH rels AS (SELECT c.oid, c.relkind FROM pg_class c WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'v', 'm')),
+WITH rels AS (SELECT c.oid, c.relkind FROM pg_class c WHERE c.oid = ANY (:rels::oid[]) AND c.relkind IN ('r', 'v', 'm')),
 view_deps AS (
   SELECT r.ev_class AS oid, array_agg(DISTINCT d.refobjid::text) AS deps
-  FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
-    AND r.ev_class IN (SELECT oid FROM rels WHERE relkind IN ('v', 'm'))
+  FROM pg_rewrite r
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+  WHERE r.ev_class = ANY (ARRAY(SELECT oid FROM rels WHERE relkind IN ('v', 'm')))
     AND d.refobjid IN (SELECT oid FROM rels WHERE relkind IN ('v', 'm'))
   GROUP BY r.ev_class)
 SELECT c.oid::text AS oid, c.relname::text AS name, c.relkind::text AS kind, c.relpersistence::text AS persistence,
@@ -282,19 +333,19 @@ SELECT a.attrelid::text AS rel, a.attnum::text AS attnum, a.attname::text AS nam
   CASE WHEN a.attstattarget >= 0 THEN a.attstattarget::text END AS stattarget,
   coalesce(a.attoptions, '{}')::text[] AS options,
   nn.conname::text AS nn_name, nn.convalidated AS nn_valid, nn.connoinherit AS nn_noinherit
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
+FROM pg_class c
+JOIN pg_attribute a ON a.attrelid = c.oid
 JOIN pg_type ty ON ty.oid = a.atttypid
 LEFT JOIN pg_type el ON el.oid = ty.typelem AND ty.typelem <> 0
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum
-WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = ANY (:rels::oid[]) AND c.relkind IN ('r', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum`
 
 const Q_CONSTRAINTS = `
 SELECT k.conname::text AS name, k.contype::text AS type, c.relname::text AS "table", pg_get_constraintdef(k.oid, true) AS def
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-WHERE c.relnamespace = $1 AND c.relkind = 'r'
+WHERE k.conrelid = ANY (:rels::oid[]) AND c.relkind = 'r'
   AND (k.contype IN ('p', 'u', 'x', 'c', 'f') OR (k.contype = 'n' AND NOT k.convalidated))
 ORDER BY CASE k.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 WHEN 'c' THEN 3 WHEN 'n' THEN 4 ELSE 5 END, c.oid, k.oid`
 
@@ -302,34 +353,34 @@ const Q_INDEXES = `
 SELECT ic.relname::text AS name, t.relname::text AS "table", t.relkind::text AS table_kind,
   pg_get_indexdef(i.indexrelid, 0, true) AS def, i.indisclustered AS clustered, i.indisreplident AS replident,
   ts.spcname::text AS tablespace,
-  EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) AS backs_constraint
-FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+  EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = i.indrelid AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) AS backs_constraint
+FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
 LEFT JOIN pg_tablespace ts ON ts.oid = ic.reltablespace AND ic.reltablespace <> 0
-WHERE t.relnamespace = $1 AND t.relkind IN ('r', 'm')
+WHERE i.indrelid = ANY (:rels::oid[]) AND t.relkind IN ('r', 'm')
 ORDER BY t.oid, i.indexrelid`
 
 const Q_TRIGGERS = `
 SELECT tg.tgname::text AS name, c.relname::text AS "table", c.relkind::text AS table_kind,
   pg_get_triggerdef(tg.oid, true) AS def, tg.tgenabled::text AS enabled
 FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
-WHERE c.relnamespace = $1 AND NOT tg.tgisinternal
+WHERE tg.tgrelid = ANY (:rels::oid[]) AND NOT tg.tgisinternal
 ORDER BY c.oid, tg.tgname`
 
 const Q_RULES = `
 SELECT r.rulename::text AS name, c.relname::text AS "table", c.relkind::text AS table_kind,
   pg_get_ruledef(r.oid, true) AS def, r.ev_enabled::text AS enabled
 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
-WHERE c.relnamespace = $1 AND r.rulename <> '_RETURN'
+WHERE r.ev_class = ANY (:rels::oid[]) AND r.rulename <> '_RETURN'
 ORDER BY c.oid, r.rulename`
 
 const Q_STATISTICS = `
-SELECT s.stxname::text AS name, c.relname::text AS "table", c.relnamespace = $1 AS table_in_template,
+SELECT s.stxname::text AS name, c.relname::text AS "table", c.relnamespace = :ns::oid AS table_in_template,
   pg_get_statisticsobjdef_columns(s.oid) AS columns,
   ARRAY(SELECT CASE k WHEN 'd' THEN 'ndistinct' WHEN 'f' THEN 'dependencies' WHEN 'm' THEN 'mcv' END
         FROM unnest(s.stxkind) AS k WHERE k <> 'e') AS kinds,
   CASE WHEN s.stxstattarget >= 0 THEN s.stxstattarget::text END AS stattarget
 FROM pg_statistic_ext s JOIN pg_class c ON c.oid = s.stxrelid
-WHERE s.stxnamespace = $1
+WHERE s.oid = ANY (:stats::oid[])
 ORDER BY s.oid`
 
 const Q_POLICIES = `
@@ -338,52 +389,69 @@ SELECT p.polname::text AS name, c.relname::text AS "table", p.polcmd::text AS cm
   ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.oid = ANY (p.polroles) ORDER BY r.rolname) AS roles,
   pg_get_expr(p.polqual, p.polrelid, true) AS qual, pg_get_expr(p.polwithcheck, p.polrelid, true) AS with_check
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-WHERE c.relnamespace = $1
+WHERE p.polrelid = ANY (:rels::oid[])
 ORDER BY c.oid, p.polname`
 
 const Q_COMMENTS = `
 SELECT 'rel' AS kind, c.relkind::text AS subkind, c.relname::text AS name, NULL::text AS parent, NULL::text AS args, d.description
-  FROM pg_description d JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid AND d.objsubid = 0
-  WHERE c.relnamespace = $1
+  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
+  WHERE d.objoid = ANY (:rels::oid[]) AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
 UNION ALL
 SELECT 'column', c.relkind::text, a.attname::text, c.relname::text, NULL, d.description
-  FROM pg_description d JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid
-  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
-  WHERE c.relnamespace = $1 AND d.objsubid > 0 AND NOT a.attisdropped
+  FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
+  JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid
+  WHERE d.objoid = ANY (:rels::oid[]) AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT 'type', t.typtype::text, t.typname::text, NULL, NULL, d.description
-  FROM pg_description d JOIN pg_type t ON d.classoid = 'pg_type'::regclass AND d.objoid = t.oid
-  WHERE t.typnamespace = $1
+  FROM pg_description d JOIN pg_type t ON t.oid = d.objoid
+  WHERE d.objoid = ANY (:types::oid[]) AND d.classoid = 'pg_type'::regclass
 UNION ALL
 SELECT 'function', p.prokind::text, p.proname::text, NULL, pg_get_function_identity_arguments(p.oid), d.description
-  FROM pg_description d JOIN pg_proc p ON d.classoid = 'pg_proc'::regclass AND d.objoid = p.oid
-  WHERE p.pronamespace = $1
+  FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid
+  WHERE d.objoid = ANY (:procs::oid[]) AND d.classoid = 'pg_proc'::regclass
 UNION ALL
 SELECT 'constraint', CASE WHEN k.contypid <> 0 THEN 'domain' ELSE 'table' END, k.conname::text,
        coalesce(c.relname, t.typname)::text, NULL, d.description
-  FROM pg_description d JOIN pg_constraint k ON d.classoid = 'pg_constraint'::regclass AND d.objoid = k.oid
+  FROM pg_description d JOIN pg_constraint k ON k.oid = d.objoid
   LEFT JOIN pg_class c ON c.oid = k.conrelid LEFT JOIN pg_type t ON t.oid = k.contypid
-  WHERE k.connamespace = $1
+  WHERE d.objoid = ANY (:cons::oid[]) AND d.classoid = 'pg_constraint'::regclass
 UNION ALL
 SELECT 'trigger', NULL, tg.tgname::text, c.relname::text, NULL, d.description
-  FROM pg_description d JOIN pg_trigger tg ON d.classoid = 'pg_trigger'::regclass AND d.objoid = tg.oid
-  JOIN pg_class c ON c.oid = tg.tgrelid
-  WHERE c.relnamespace = $1 AND NOT tg.tgisinternal
+  FROM pg_description d JOIN pg_trigger tg ON tg.oid = d.objoid JOIN pg_class c ON c.oid = tg.tgrelid
+  WHERE d.objoid = ANY (ARRAY(SELECT oid FROM pg_trigger WHERE tgrelid = ANY (:rels::oid[]) AND NOT tgisinternal))
+    AND d.classoid = 'pg_trigger'::regclass
 UNION ALL
 SELECT 'policy', NULL, p.polname::text, c.relname::text, NULL, d.description
-  FROM pg_description d JOIN pg_policy p ON d.classoid = 'pg_policy'::regclass AND d.objoid = p.oid
-  JOIN pg_class c ON c.oid = p.polrelid
-  WHERE c.relnamespace = $1
+  FROM pg_description d JOIN pg_policy p ON p.oid = d.objoid JOIN pg_class c ON c.oid = p.polrelid
+  WHERE d.objoid = ANY (ARRAY(SELECT oid FROM pg_policy WHERE polrelid = ANY (:rels::oid[]))) AND d.classoid = 'pg_policy'::regclass
 UNION ALL
 SELECT 'rule', NULL, r.rulename::text, c.relname::text, NULL, d.description
-  FROM pg_description d JOIN pg_rewrite r ON d.classoid = 'pg_rewrite'::regclass AND d.objoid = r.oid
-  JOIN pg_class c ON c.oid = r.ev_class
-  WHERE c.relnamespace = $1 AND r.rulename <> '_RETURN'
+  FROM pg_description d JOIN pg_rewrite r ON r.oid = d.objoid JOIN pg_class c ON c.oid = r.ev_class
+  WHERE d.objoid = ANY (ARRAY(SELECT oid FROM pg_rewrite WHERE ev_class = ANY (:rels::oid[]) AND rulename <> '_RETURN'))
+    AND d.classoid = 'pg_rewrite'::regclass
 UNION ALL
 SELECT 'statistics', NULL, s.stxname::text, NULL, NULL, d.description
-  FROM pg_description d JOIN pg_statistic_ext s ON d.classoid = 'pg_statistic_ext'::regclass AND d.objoid = s.oid
-  WHERE s.stxnamespace = $1
+  FROM pg_description d JOIN pg_statistic_ext s ON s.oid = d.objoid
+  WHERE d.objoid = ANY (:stats::oid[]) AND d.classoid = 'pg_statistic_ext'::regclass
 ORDER BY 1, 4, 3, 5`
+
+/** Query parameters by placeholder name. */
+type Bindings = Record<string, string | string[]>
+
+/**
+ * Numbers the `:name` placeholders of `sql` in order of first use (`$1`, `$2`, ...) and returns the
+ * text with its parameters; `::` casts are left alone. Throws on a name missing from `values`.
+ */
+function bind (sql: string, values: Bindings): { text: string, params: Array<string | string[]> } {
+  const names: string[] = []
+  const text = sql.replace(/(?<![:\w]):([a-z_]+)\b/g, (_, name: string) => {
+    if (!Object.prototype.hasOwnProperty.call(values, name)) throw new Error(`generateCloneDDL: no value for :${name}`)
+    let at = names.indexOf(name)
+    if (at < 0) at = names.push(name) - 1
+    return `$${at + 1}`
+  })
+  return { text, params: names.map((name) => values[name] as string | string[]) }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -549,8 +617,14 @@ async function generate (client: CatalogClient, template: string): Promise<strin
   const ns = await client.query('SELECT oid::text AS oid FROM pg_namespace WHERE nspname = $1', [template])
   const nsRow = ns.rows[0]
   if (nsRow === undefined) throw new Error(`generateCloneDDL: template schema ${JSON.stringify(template)} does not exist`)
-  const params = [s(nsRow, 'oid')]
-  const run = async (sql: string): Promise<Row[]> => (await client.query(sql, params)).rows
+  const values: Bindings = { ns: s(nsRow, 'oid') }
+  const run = async (sql: string): Promise<Row[]> => {
+    const { text, params } = bind(sql, values)
+    return (await client.query(text, params)).rows
+  }
+
+  const objects = (await run(Q_OBJECTS))[0] ?? {}
+  for (const key of ['rels', 'types', 'procs', 'stats', 'cons']) values[key] = arr(objects, key)
 
   const unsupported = await run(Q_UNSUPPORTED)
   if (unsupported.length > 0) throw new CloneUnsupportedError(template, unsupported.map((r) => s(r, 'what')))

@@ -32,6 +32,9 @@ export const BoardinghouseErrors = {
   FORBIDDEN_SCHEMA: define('FST_BH_FORBIDDEN_SCHEMA', 'You may not use schema "%s"', 403),
   CROSS_SITE: define('FST_BH_CROSS_SITE', 'Cross-site request refused: %s', 403),
   INVALID_REDIRECT: define('FST_BH_INVALID_REDIRECT', 'Invalid redirect target %s: only a same-origin path is allowed', 400),
+  TENANT_MODEL_NEEDS_SCHEMA: define('FST_BH_TENANT_MODEL_NEEDS_SCHEMA', 'Tenant models need a schema (--schema): %s', 400),
+  INVALID_DUMP: define('FST_BH_INVALID_DUMP', 'Invalid dump data: %s', 400),
+  LOAD_FAILED: define('FST_BH_LOAD_FAILED', 'Loading failed, nothing was written: %s', 400),
   CONFIG_NOT_FOUND: define('FST_BH_CONFIG_NOT_FOUND', 'Config module not found: %s', 500),
   NO_DATABASE_URL: define('FST_BH_NO_DATABASE_URL', 'DATABASE_URL is not set', 500)
 } as const

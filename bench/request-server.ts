@@ -1,0 +1,196 @@
+/**
+ * The server of bench:request, run by bench/request.ts as a child process (fork, IPC channel):
+ * two Fastify apps on two loopback ports, identical but for the plugin.
+ *
+ * - plugin app: @fastify/cookie + @fastify/session (in-memory store) + fastify-boardinghouse on its
+ *   own Sequelize instance (pool BENCH_POOL); `GET /items` reads `Item.findByPk(1)` in the
+ *   request's tenant schema.
+ * - baseline app: the same Fastify, cookie, session, routes and query on a second Sequelize
+ *   instance (same pool settings) whose connections have `search_path` fixed to one schema at
+ *   connect time (`-c search_path=...`): no tenancy, no hooks, no per-query SET.
+ *
+ * Both have a test-only `POST /login {userId}` that stores the user in the session.
+ *
+ * IPC (parent → child → parent): 'cpu' (process CPU time), 'count' on/off (pg messages sent per
+ * app, and how many of them carry a `SET search_path` prefix), 'reload' (time of one registry
+ * reload), 'stop'. The child sends `{ type: 'ready', ports }` once both apps listen.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import pg from 'pg'
+import { Sequelize } from 'sequelize'
+import boardinghouse from '../plugin/index.js'
+import { defineExampleModels } from '../example/models/index.js'
+
+export type AppKind = 'plugin' | 'baseline'
+
+export type ParentMessage =
+  | { type: 'cpu', id: number }
+  | { type: 'count', id: number, on: boolean }
+  | { type: 'reload', id: number }
+  | { type: 'stop', id: number }
+
+export type ChildMessage =
+  | { type: 'ready', ports: Partial<Record<AppKind, number>>, applicationNames: Record<AppKind, string>, pid: number }
+  | { type: 'cpu', id: number, userUs: number, systemUs: number, rssMb: number, heapMb: number }
+  | { type: 'count', id: number, messages: Record<string, number>, withSet: Record<string, number> }
+  | { type: 'reload', id: number, ms: number, schemas: number }
+  | { type: 'stopped', id: number }
+
+/** application_name of each app's connections (the parent finds their backends by it). */
+const APPLICATION_NAME: Record<AppKind, string> = { plugin: 'bh-bench-plugin', baseline: 'bh-bench-baseline' }
+
+const SESSION_SECRET = 'bench-request-secret-0123456789abcdef'
+
+function env (name: string): string {
+  const value = process.env[name]
+  if (value === undefined || value === '') throw new Error(`${name} is unset (bench/request-server.ts is started by bench/request.ts)`)
+  return value
+}
+
+function makeSequelize (url: string, pool: number, kind: AppKind, searchPath?: string): Sequelize {
+  return new Sequelize(url, {
+    dialect: 'postgres',
+    logging: false,
+    pool: { max: pool, min: 0, idle: 60_000, acquire: 120_000 },
+    dialectOptions: {
+      application_name: APPLICATION_NAME[kind],
+      ...(searchPath === undefined ? {} : { options: `-c search_path=${searchPath}` })
+    }
+  })
+}
+
+function sessionUserId (request: FastifyRequest): number | undefined {
+  const value = (request.session as unknown as { get: (key: string) => unknown }).get('userId')
+  return typeof value === 'number' ? value : undefined
+}
+
+/** The app both variants share; `tenancy` registers the plugin after cookie + session. */
+async function buildApp (sequelize: Sequelize, kind: AppKind, baselineSchema: string): Promise<FastifyInstance> {
+  const { Item } = defineExampleModels(sequelize)
+  const app = Fastify({ logger: false })
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  if (kind === 'plugin') {
+    await app.register(boardinghouse, { sequelize, tenantModels: ['Item'], getUserId: sessionUserId })
+  }
+  app.post<{ Body: { userId: number } }>('/login', async (request) => {
+    request.session.set('userId' as never, request.body.userId as never)
+    return { ok: true }
+  })
+  if (kind === 'plugin') {
+    app.get('/items', async (request) => {
+      const item = await Item.findByPk(1)
+      return { schema: request.tenant?.schema ?? null, title: item?.get('title') ?? null }
+    })
+  } else {
+    app.get('/items', async () => {
+      const item = await Item.findByPk(1)
+      return { schema: baselineSchema, title: item?.get('title') ?? null }
+    })
+  }
+  return app
+}
+
+// ------------------------------------------------------------------ query counting (diagnostics)
+
+interface CountingClient { connectionParameters?: { application_name?: string } }
+const originalQuery = pg.Client.prototype.query
+const messages: Record<string, number> = {}
+const withSet: Record<string, number> = {}
+
+function countQueries (on: boolean): void {
+  if (!on) {
+    pg.Client.prototype.query = originalQuery
+    return
+  }
+  for (const key of Object.keys(messages)) delete messages[key]
+  for (const key of Object.keys(withSet)) delete withSet[key]
+  pg.Client.prototype.query = function countedQuery (this: CountingClient, ...args: unknown[]) {
+    const name = this.connectionParameters?.application_name ?? 'unknown'
+    messages[name] = (messages[name] ?? 0) + 1
+    const first = args[0]
+    const text = typeof first === 'string' ? first : (first as { text?: string } | null)?.text
+    if (typeof text === 'string' && text.startsWith('SET search_path')) withSet[name] = (withSet[name] ?? 0) + 1
+    return (originalQuery as (...a: unknown[]) => unknown).apply(this, args)
+  } as typeof originalQuery
+}
+
+// ------------------------------------------------------------------ main
+
+async function main (): Promise<void> {
+  const url = env('BENCH_DATABASE_URL')
+  const pool = Number(env('BENCH_POOL'))
+  const baselineSchema = env('BENCH_BASELINE_SCHEMA')
+  const kinds = (process.env.BENCH_APPS ?? 'plugin,baseline').split(',') as AppKind[]
+  const send = (message: ChildMessage): void => { process.send?.(message) }
+
+  const instances: Array<{ kind: AppKind, app: FastifyInstance, sequelize: Sequelize }> = []
+  for (const kind of kinds) {
+    const sequelize = makeSequelize(url, pool, kind, kind === 'baseline' ? `${baselineSchema},public` : undefined)
+    const app = await buildApp(sequelize, kind, baselineSchema)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    instances.push({ kind, app, sequelize })
+  }
+  const ports: Partial<Record<AppKind, number>> = {}
+  for (const { kind, app } of instances) {
+    const address = app.server.address()
+    ports[kind] = typeof address === 'object' && address !== null ? address.port : 0
+  }
+
+  let stopping: Promise<void> | null = null
+  const stop = async (): Promise<void> => {
+    stopping ??= (async () => {
+      countQueries(false)
+      for (const { app, sequelize } of instances) {
+        await app.close()
+        await sequelize.close()
+      }
+    })()
+    await stopping
+  }
+
+  process.on('message', (message: ParentMessage) => {
+    void (async () => {
+      switch (message.type) {
+        case 'cpu': {
+          const usage = process.cpuUsage()
+          const memory = process.memoryUsage()
+          send({ type: 'cpu', id: message.id, userUs: usage.user, systemUs: usage.system, rssMb: memory.rss / 2 ** 20, heapMb: memory.heapUsed / 2 ** 20 })
+          break
+        }
+        case 'count':
+          send({ type: 'count', id: message.id, messages: { ...messages }, withSet: { ...withSet } })
+          countQueries(message.on)
+          break
+        case 'reload': {
+          const plugin = instances.find((i) => i.kind === 'plugin')
+          if (plugin === undefined) throw new Error('no plugin app in this server')
+          const bh = plugin.app.boardinghouse
+          const t0 = performance.now()
+          bh.registry.invalidate()
+          const snapshot = await bh.registry.get()
+          send({ type: 'reload', id: message.id, ms: performance.now() - t0, schemas: snapshot.schemas.size })
+          break
+        }
+        case 'stop':
+          await stop()
+          send({ type: 'stopped', id: message.id })
+          process.disconnect?.() // → 'disconnect' → exit
+          break
+      }
+    })().catch((err: unknown) => {
+      console.error('bench/request-server:', err)
+      process.exit(1)
+    })
+  })
+  // The parent went away (crash, Ctrl-C): do not linger.
+  process.on('disconnect', () => { void stop().finally(() => process.exit(0)) })
+  send({ type: 'ready', ports, applicationNames: APPLICATION_NAME, pid: process.pid })
+}
+
+main().catch((err: unknown) => {
+  console.error('bench/request-server: failed to start:', err)
+  process.exit(1)
+})
