@@ -10,7 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Sequelize, Transaction } from 'sequelize'
 import { BoardinghouseErrors } from './errors.js'
-import { quoteIdent } from './names.js'
+import { quoteIdent, quoteLiteral } from './names.js'
 
 export interface TenantStore {
   /** The active schema, or null for none (public only). A request's store changes on activate(). */
@@ -44,6 +44,17 @@ export interface ContextState {
   /** Tables of tenant models: a missing-table error for one of them, with no schema, becomes FST_BH_NO_SCHEMA. */
   tenantTables: Set<string>
   bindPath: BindPathMode
+  /** Also set `boardinghouse.user_id` and `boardinghouse.request_id` (read by the audit trigger) with every query. */
+  audit: boolean
+}
+
+/** The settings after `SET search_path TO`: the path, then the audit context when audit is on (always set, never left stale). */
+function settings (state: ContextState, store: TenantStore | undefined, local: boolean): string {
+  const path = store?.searchPath ?? PUBLIC_SEARCH_PATH
+  if (!state.audit) return path
+  const set = local ? 'SET LOCAL' : 'SET'
+  const user = store?.userId === undefined || store.userId === null ? '' : String(store.userId)
+  return `${path}; ${set} boardinghouse.user_id TO ${quoteLiteral(user)}; ${set} boardinghouse.request_id TO ${quoteLiteral(store?.requestId ?? '')}`
 }
 
 export const PUBLIC_SEARCH_PATH = 'public'
@@ -100,14 +111,13 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
   const marked = sequelize as Sequelize & { [STATE]?: ContextState }
   const existing = marked[STATE]
   if (existing !== undefined) return existing
-  const state: ContextState = { tenantTables: new Set(), bindPath: 'set' }
+  const state: ContextState = { tenantTables: new Set(), bindPath: 'set', audit: false }
   marked[STATE] = state
 
   sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', async function setSearchPath (options: object, query: unknown) {
     const q = query as PgQueryLike
     const opts = options as QueryOptionsLike
     const store = tenantStorage.getStore()
-    const searchPath = store?.searchPath ?? PUBLIC_SEARCH_PATH
     const transaction = opts.transaction ?? undefined
     if (transaction !== undefined) {
       const schema = store?.schema ?? null
@@ -125,7 +135,7 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     }
     if (opts.bind !== undefined && state.bindPath === 'transaction' && transaction === undefined) {
       q.options.searchPath = undefined
-      await q.connection.query(`BEGIN; SET LOCAL search_path TO ${searchPath}`)
+      await q.connection.query(`BEGIN; SET LOCAL search_path TO ${settings(state, store, true)}`)
       openedForBind.add(q)
       return
     }
@@ -134,10 +144,10 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
       // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
       // transaction of a multi-statement message: set the path on the connection first.
       q.options.searchPath = undefined
-      await q.connection.query(`SET search_path TO ${searchPath}`)
+      await q.connection.query(`SET search_path TO ${settings(state, store, false)}`)
       return
     }
-    q.options.searchPath = searchPath
+    q.options.searchPath = settings(state, store, false)
   })
 
   sequelize.addHook('afterQuery', 'boardinghouse:bindTransaction', async function endBindTransaction (_options: object, query: unknown) {

@@ -14,7 +14,8 @@ const plugin = fp(boardinghouse, {
 export default plugin
 export { plugin as boardinghouse }
 export type { BoardinghousePluginOptions } from './plugin.js'
-export type { BoardinghouseRouteConfig, RequestTenancy, SchemaResolver, TenantInfo } from './request.js'
+export type { AuditEntryWithLink, BoardinghouseRouteConfig, RequestTenancy, SchemaResolver, TenantInfo } from './request.js'
+export type { AuditAction, AuditEntry, AuditQuery } from './audit.js'
 export { Boardinghouse, createBoardinghouse, normalizeUserId } from './tenants.js'
 export type { CreateSchemaOptions, DeleteSchemaOptions, ListSchemasOptions, RunInSchemaOptions, SchemaInfo } from './tenants.js'
 export type { BoardinghouseOptions } from './options.js'

@@ -160,6 +160,17 @@ function wrapFailure (err: unknown, schema: string): Error {
   return Object.assign(wrapped, { schema, migration })
 }
 
+/** An audited model's table and the trigger arguments. */
+export interface AuditTarget {
+  model: string
+  table: string
+  tenant: boolean
+  pkColumn: string
+  reprColumn: string
+}
+
+export const AUDIT_TRIGGER = 'boardinghouse_audit'
+
 export interface MigratorDeps {
   sequelize: Sequelize
   sharedMigrations: string | undefined
@@ -169,6 +180,8 @@ export interface MigratorDeps {
   concurrency: number
   /** Called after the template's structure changed (the clone DDL cache is stale). */
   onTemplateChanged: () => void
+  /** The audited models' tables. */
+  auditTargets: () => AuditTarget[]
 }
 
 export class Migrator {
@@ -240,6 +253,8 @@ export class Migrator {
           }
         })
         progress({ phase: 'shared', done: sharedRan.length, total: sharedRan.length })
+        const audit = this.deps.auditTargets()
+        await runWithSchema(null, async () => { await this.ensureAuditTriggers(audit.filter((a) => !a.tenant).map((a) => ({ schema: 'public', target: a }))) })
 
         // 2. Which schemas are behind: one query over the ledger.
         const names = tenant.map((m) => m.name)
@@ -261,7 +276,12 @@ export class Migrator {
           try {
             templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), {
               beforeEach: async () => { await this.guardTemplate() },
-              after: async () => { await this.guardTemplate(); await this.assertTemplateEmpty() }
+              after: async () => {
+                await this.guardTemplate()
+                await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, true))
+                await this.assertTemplateEmpty()
+                await this.bumpTemplateGeneration()
+              }
             })
           } catch (err) {
             throw wrapFailure(err, TEMPLATE_SCHEMA)
@@ -270,10 +290,19 @@ export class Migrator {
           }
           progress({ phase: 'template', done: 1, total: 1, schema: TEMPLATE_SCHEMA })
         } else {
-          // Tables added by hand or an older version: make sure the guard covers them.
-          await runWithSchema(null, async () => await sequelize.transaction(async (transaction) =>
-            await runWithSchema(null, async () => { await this.guardTemplate() }, { transaction })))
+          // Tables added by hand, an older version, or newly audited models: bring the triggers up to date.
+          const changed = await runWithSchema(null, async () => await sequelize.transaction(async (transaction) =>
+            await runWithSchema(null, async () => {
+              const guarded = await this.guardTemplate()
+              const audited = await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, true))
+              if (guarded + audited === 0) return false
+              await this.bumpTemplateGeneration()
+              return true
+            }, { transaction })))
+          if (changed) this.deps.onTemplateChanged()
         }
+        // Audit triggers missing in tenant schemas (a model audited since they were created).
+        await runWithSchema(null, async () => { await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, false)) })
 
         // 4. Tenants, in parallel on `concurrency` connections; stop scheduling after a failure.
         let done = 0
@@ -320,8 +349,47 @@ export class Migrator {
     }
   }
 
-  /** Attaches the row guard to every template table that lacks it: the database refuses rows in the template. */
-  private async guardTemplate (): Promise<void> {
+  /** Counts a change of the template's structure: part of the clone DDL cache key. */
+  private async bumpTemplateGeneration (): Promise<void> {
+    await this.deps.sequelize.query('UPDATE public.boardinghouse_template_state SET generation = generation + 1', { logging: false })
+  }
+
+  /** (schema, target) pairs whose table lacks the audit trigger: in the template, or in every tenant schema. */
+  private async missingAuditTriggers (targets: AuditTarget[], template: boolean): Promise<Array<{ schema: string, target: AuditTarget }>> {
+    const tenantTargets = targets.filter((a) => a.tenant)
+    if (tenantTargets.length === 0) return []
+    const schemas = template
+      ? `SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name`
+      : `SELECT schema_name FROM public.${SCHEMA_TABLE}`
+    const rows = await this.deps.sequelize.query<{ schema_name: string, relname: string }>(
+      `SELECT s.schema_name, c.relname FROM (${schemas}) s
+       JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema_name
+       JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname IN (:tables) AND c.relkind IN ('r', 'p')
+       WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = :trigger)
+       ORDER BY 1, 2`,
+      { replacements: { tables: tenantTargets.map((a) => a.table), trigger: AUDIT_TRIGGER }, type: QueryTypes.SELECT, logging: false })
+    const byTable = new Map(tenantTargets.map((a) => [a.table, a]))
+    return rows.map((r) => ({ schema: r.schema_name, target: byTable.get(r.relname) as AuditTarget }))
+  }
+
+  /** Creates the audit trigger on each (schema, table) given that lacks it; returns how many it created. */
+  private async ensureAuditTriggers (pairs: Array<{ schema: string, target: AuditTarget }>): Promise<number> {
+    let created = 0
+    for (const { schema, target } of pairs) {
+      const table = `${quoteIdent(schema)}.${quoteIdent(target.table)}`
+      const [exists] = await this.deps.sequelize.query<{ present: boolean }>(
+        `SELECT to_regclass(:table) IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass(:table) AND tgname = :trigger) AS present`,
+        { replacements: { table, trigger: AUDIT_TRIGGER }, type: QueryTypes.SELECT, logging: false })
+      if (exists?.present === true) continue
+      await this.deps.sequelize.query(`CREATE TRIGGER ${quoteIdent(AUDIT_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION public.boardinghouse_audit(${[target.model, target.pkColumn, target.reprColumn].map(quoteLiteral).join(', ')})`, { logging: false })
+      created++
+    }
+    return created
+  }
+
+  /** Attaches the row guard to every template table that lacks it: the database refuses rows in the template. Returns how many. */
+  private async guardTemplate (): Promise<number> {
     const { sequelize } = this.deps
     const tables = await sequelize.query<{ relname: string }>(
       `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -332,5 +400,6 @@ export class Migrator {
       await sequelize.query(`CREATE TRIGGER ${quoteIdent(GUARD_TRIGGER)} BEFORE INSERT OR UPDATE ON ${quoteIdent(TEMPLATE_SCHEMA)}.${quoteIdent(relname)}
         FOR EACH ROW EXECUTE FUNCTION public.boardinghouse_refuse_template_write()`, { logging: false })
     }
+    return tables.length
   }
 }

@@ -27,6 +27,13 @@ export interface BoardinghouseOptions {
    * pooling mode). @default 'set'
    */
   bindPath?: BindPathMode
+  /**
+   * Models (names or classes) whose changes are recorded in the audit log, by a trigger on their
+   * table, in the same transaction as the change (instance, bulk and raw SQL changes alike). @default []
+   */
+  auditModels?: ReadonlyArray<string | ModelStatic<Model>>
+  /** Per audited model, the attribute giving a short text of an object. @default the first of name, title, username, email, label; else the primary key */
+  auditRepr?: Readonly<Record<string, string>>
 }
 
 export interface ResolvedOptions {
@@ -39,9 +46,11 @@ export interface ResolvedOptions {
   migrationConcurrency: number
   cacheTtl: number
   bindPath: BindPathMode
+  auditModels: ReadonlyArray<string | ModelStatic<Model>>
+  auditRepr: Readonly<Record<string, string>>
 }
 
-const KNOWN = new Set<string>(['sequelize', 'tenantModels', 'sharedMigrations', 'tenantMigrations', 'sharedMigrationsTable', 'userIdType', 'migrationConcurrency', 'cacheTtl', 'bindPath'])
+const KNOWN = new Set<string>(['sequelize', 'tenantModels', 'sharedMigrations', 'tenantMigrations', 'sharedMigrationsTable', 'userIdType', 'migrationConcurrency', 'cacheTtl', 'bindPath', 'auditModels', 'auditRepr'])
 const USER_ID_TYPES = new Set<string>(['integer', 'bigint', 'uuid', 'string'])
 
 function fail (message: string): never {
@@ -58,6 +67,22 @@ function positiveInt (value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) fail(`${name} must be a positive integer`)
   return value
+}
+
+function modelList (value: unknown, name: string): ReadonlyArray<string | ModelStatic<Model>> {
+  if (value === undefined) return []
+  if (!Array.isArray(value) || !value.every((m) => typeof m === 'string' || typeof m === 'function')) {
+    fail(`${name} must be an array of model names or model classes`)
+  }
+  return [...value] as Array<string | ModelStatic<Model>>
+}
+
+function stringRecord (value: unknown, name: string): Readonly<Record<string, string>> {
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+    fail(`${name} must be an object of model name → attribute name`)
+  }
+  return { ...(value as Record<string, string>) }
 }
 
 function bindPath (value: unknown): BindPathMode {
@@ -81,21 +106,20 @@ export function resolveOptions (options: unknown, extraKeys: ReadonlySet<string>
     fail('sequelize must be a Sequelize instance')
   }
   if (sequelize.getDialect() !== 'postgres') fail(`sequelize must use the postgres dialect, not "${sequelize.getDialect()}"`)
-  const tenantModels = o.tenantModels ?? []
-  if (!Array.isArray(tenantModels) || !tenantModels.every((m) => typeof m === 'string' || typeof m === 'function')) {
-    fail('tenantModels must be an array of model names or model classes')
-  }
+  const tenantModels = modelList(o.tenantModels, 'tenantModels')
   const userIdType = o.userIdType ?? 'integer'
   if (typeof userIdType !== 'string' || !USER_ID_TYPES.has(userIdType)) fail('userIdType must be one of integer, bigint, uuid, string')
   return {
     sequelize,
-    tenantModels: [...tenantModels] as Array<string | ModelStatic<Model>>,
+    tenantModels,
     sharedMigrations: optionalString(o.sharedMigrations, 'sharedMigrations'),
     tenantMigrations: optionalString(o.tenantMigrations, 'tenantMigrations'),
     sharedMigrationsTable: optionalString(o.sharedMigrationsTable, 'sharedMigrationsTable') ?? 'SequelizeMeta',
     userIdType: userIdType as UserIdType,
     migrationConcurrency: positiveInt(o.migrationConcurrency, 'migrationConcurrency', 4),
     cacheTtl: positiveInt(o.cacheTtl, 'cacheTtl', 60_000),
-    bindPath: bindPath(o.bindPath)
+    bindPath: bindPath(o.bindPath),
+    auditModels: modelList(o.auditModels, 'auditModels'),
+    auditRepr: stringRecord(o.auditRepr, 'auditRepr')
   }
 }

@@ -10,6 +10,7 @@ import { BoardinghouseErrors } from './errors.js'
 import type { BoardinghouseOptions } from './options.js'
 import { resolveSchemaHook, tenancyOf, type BoardinghouseRouteConfig, type RequestTenancy, type SchemaResolver, type TenantInfo } from './request.js'
 import { registerSwitchRoute } from './switch.js'
+import type { AuditEntry } from './audit.js'
 import { Boardinghouse } from './tenants.js'
 
 declare module 'fastify' {
@@ -46,9 +47,13 @@ export interface BoardinghousePluginOptions extends BoardinghouseOptions {
   trustedOrigins?: string[]
   /** LISTEN for changes made by other processes. @default true */
   listen?: boolean
+  /** Query parameter that opens a GET request in a schema, for that request only (audit log links), or false. @default '__schema' */
+  schemaLinkParam?: string | false
+  /** The app's URL of an audited object (for audit log links), or null. @default undefined (no links) */
+  objectUrl?: (entry: AuditEntry) => string | null
 }
 
-const PLUGIN_KEYS = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'listen'])
+const PLUGIN_KEYS = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'listen', 'schemaLinkParam', 'objectUrl'])
 
 function defaultGetUserId (request: FastifyRequest): UserId | null | undefined {
   const session = request.session as unknown as { get?: (key: string) => unknown } | undefined
@@ -75,6 +80,11 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
     throw new BoardinghouseErrors.INVALID_OPTION('trustedOrigins must be an array of origins like "https://example.com"')
   }
   if (options.listen !== undefined && typeof options.listen !== 'boolean') throw new BoardinghouseErrors.INVALID_OPTION('listen must be a boolean')
+  const schemaLinkParam = options.schemaLinkParam ?? '__schema'
+  if (schemaLinkParam !== false && (typeof schemaLinkParam !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/.test(schemaLinkParam))) {
+    throw new BoardinghouseErrors.INVALID_OPTION('schemaLinkParam must be a query parameter name or false')
+  }
+  const objectUrl = optionalFunction<(entry: AuditEntry) => string | null>(options.objectUrl, 'objectUrl')
 
   const bh = new Boardinghouse(options, PLUGIN_KEYS)
   await bh.check()
@@ -88,7 +98,7 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
   app.decorateRequest('boardinghouse', {
     getter (this: FastifyRequest) { return tenancyOf(this) }
   })
-  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom }))
+  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins }))
   if (route !== false) registerSwitchRoute(app, { path: route, trustedOrigins })
   app.addHook('onClose', async function stopListening () { await bh.close() })
 }

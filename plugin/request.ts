@@ -11,6 +11,8 @@ import { setStoreSchema, storeFor, tenantStorage, type TenantStore } from './con
 import { BoardinghouseErrors } from './errors.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName } from './names.js'
 import type { Boardinghouse } from './tenants.js'
+import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
+import { assertSameSite } from './switch.js'
 
 /** What `request.tenant` holds: the active schema. */
 export interface TenantInfo {
@@ -48,6 +50,18 @@ export interface RequestTenancy {
   activate: (schema: string, options?: { persist?: boolean }) => TenantInfo
   /** Deactivates the schema for the rest of this request (and, with `persist`, in the session). */
   deactivate: (options?: { persist?: boolean }) => void
+  /**
+   * Audit log entries this user may read: of the active schema (or `schema`, if allowed) and of
+   * shared models; `allSchemas` for admins only (else FST_BH_FORBIDDEN_SCHEMA). Each has a `link`.
+   */
+  auditLog: (query?: AuditQuery) => Promise<AuditEntryWithLink[]>
+  /** A link to `path` that opens it in `schema` for that one request (same checks; GET only; same-site only). */
+  linkTo: (path: string, schema: string | null) => string
+}
+
+export interface AuditEntryWithLink extends AuditEntry {
+  /** Where the object is, opened in its schema (from the `objectUrl` option), or null. */
+  link: string | null
 }
 
 export interface RequestOptions {
@@ -55,6 +69,10 @@ export interface RequestOptions {
   getUserId: (request: FastifyRequest) => UserId | null | undefined | Promise<UserId | null | undefined>
   isAdmin: (request: FastifyRequest, userId: UserId) => boolean | Promise<boolean>
   schemaFrom: SchemaResolver | undefined
+  /** Query parameter that opens a GET request in a schema for that request only, or false. */
+  schemaLinkParam: string | false
+  objectUrl: ((entry: AuditEntry) => string | null) | undefined
+  trustedOrigins: readonly string[]
 }
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
@@ -73,8 +91,27 @@ class Tenancy implements RequestTenancy {
     private readonly store: TenantStore,
     private readonly snapshot: RegistrySnapshot,
     readonly userId: UserId | null,
-    readonly isAdmin: boolean
+    readonly isAdmin: boolean,
+    private readonly options: RequestOptions
   ) {}
+
+  async auditLog (query: AuditQuery = {}): Promise<AuditEntryWithLink[]> {
+    if (this.userId === null) throw new BoardinghouseErrors.UNAUTHENTICATED()
+    if (query.allSchemas === true && !this.isAdmin) throw new BoardinghouseErrors.FORBIDDEN_SCHEMA('(all schemas)')
+    if (query.schema !== undefined && query.schema !== null && query.schema !== this.store.schema) this.check(query.schema)
+    const entries = await readAuditLog(this.options.bh.options.sequelize, query, this.store.schema)
+    const url = this.options.objectUrl
+    return entries.map((e) => {
+      const path = url === undefined || e.action === 'delete' ? null : url(e)
+      return { ...e, link: path === null ? null : this.linkTo(path, e.schema) }
+    })
+  }
+
+  linkTo (path: string, schema: string | null): string {
+    const param = this.options.schemaLinkParam
+    if (schema === null || param === false) return path
+    return `${path}${path.includes('?') ? '&' : '?'}${encodeURIComponent(param)}=${encodeURIComponent(schema)}`
+  }
 
   private memberOf (): ReadonlySet<string> {
     return this.userId === null ? new Set() : this.snapshot.members.get(userKey(this.userId)) ?? new Set()
@@ -160,14 +197,19 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
     store.userId = userId
     const snapshot = bh.registry.peek() ?? await bh.registry.get()
     const admin = userId !== null && await isAdmin(request, userId)
-    const tenancy = new Tenancy(request, store, snapshot, userId, admin)
+    const tenancy = new Tenancy(request, store, snapshot, userId, admin, options)
     ;(request as RequestWithTenancy)[kTenancy] = tenancy
 
     const route = (request.routeOptions.config as { boardinghouse?: BoardinghouseRouteConfig } | undefined)?.boardinghouse
     const resolver = route?.schemaFrom ?? options.schemaFrom
     const explicit = resolver === undefined ? undefined : await resolver(request)
+    const linked = explicit === undefined || explicit === null ? linkedSchema(request) : undefined
     if (explicit !== undefined && explicit !== null) {
       tenancy.set(tenancy.check(explicit), false)
+    } else if (linked !== undefined) {
+      // A link into a schema (audit log): this request only, same checks, and only from this site.
+      assertSameSite(request, options.trustedOrigins)
+      tenancy.set(tenancy.check(linked), false)
     } else {
       const session = request.session as { get?: (key: 'boardinghouseSchema') => unknown } | undefined
       const selected = session?.get?.('boardinghouseSchema')
@@ -185,6 +227,13 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
     if (route?.requireSchema === true && store.schema === null) {
       throw new BoardinghouseErrors.NO_SCHEMA('this route needs one')
     }
+  }
+
+  function linkedSchema (request: FastifyRequest): string | undefined {
+    const param = options.schemaLinkParam
+    if (param === false || (request.method !== 'GET' && request.method !== 'HEAD')) return undefined
+    const value = (request.query as Record<string, unknown> | undefined)?.[param]
+    return typeof value === 'string' ? value : Array.isArray(value) ? String(value[0]) : undefined
   }
 
   return function resolveSchema (request, reply, done) {

@@ -9,10 +9,11 @@ import { generateCloneDDL, renderCloneDDL } from './clone.js'
 import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
-import { MIGRATION_LOCK_KEY, Migrator, type MigrateOptions, type MigrateResult } from './migrator.js'
+import { MIGRATION_LOCK_KEY, Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
 import { CHANNEL, ChangeListener } from './notify.js'
+import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 
 export type { SchemaInfo } from './cache.js'
 
@@ -43,8 +44,9 @@ interface CloneCache { version: string, ddl: string }
 /** SQLSTATE raised inside the clone transaction when the template changed since the DDL was generated. */
 const STALE_TEMPLATE_STATE = 'BHTPL'
 
-const TEMPLATE_VERSION_SQL = `SELECT md5(coalesce(string_agg(name, ',' ORDER BY name), '')) AS version
-  FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}`
+/** The template's version: its migrations and the generation counter migrate bumps on any other change of its structure. */
+const TEMPLATE_VERSION_SQL = `SELECT md5(coalesce((SELECT string_agg(name, ',' ORDER BY name) FROM public.${TENANT_MIGRATION_TABLE}
+    WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}), '') || ':' || (SELECT generation FROM public.boardinghouse_template_state)) AS version`
 
 /** Bump when generateCloneDDL's output changes for the same template: cached DDL of older formats is regenerated. */
 const CLONE_FORMAT = '1'
@@ -76,8 +78,10 @@ export class Boardinghouse {
       sharedMigrationsTable: this.options.sharedMigrationsTable,
       userIdType: this.options.userIdType,
       concurrency: this.options.migrationConcurrency,
-      onTemplateChanged: () => { this.clone = null }
+      onTemplateChanged: () => { this.clone = null },
+      auditTargets: () => this.auditTargets()
     })
+    this.context.audit = this.options.auditModels.length > 0
     this.changes = new ChangeListener({ sequelize, onChange: () => { this.invalidate() } })
   }
 
@@ -136,6 +140,28 @@ export class Boardinghouse {
     })
     for (const table of this.tenantTables) this.context.tenantTables.add(table)
     return this.tenantTables
+  }
+
+  private modelClass (m: string | ModelStatic<Model>): ModelStatic<Model> {
+    if (typeof m !== 'string') return m
+    const model = this.options.sequelize.models[m]
+    if (model === undefined) throw new BoardinghouseErrors.UNKNOWN_MODEL(m)
+    return model
+  }
+
+  /** The audited models' tables, with the trigger's arguments. */
+  auditTargets (): AuditTarget[] {
+    const tenant = new Set(this.tenantModelClasses())
+    return this.options.auditModels.map((m) => {
+      const model = this.modelClass(m)
+      const attributes = model.getAttributes() as Record<string, { field?: string, primaryKey?: boolean }>
+      const column = (attr: string): string => attributes[attr]?.field ?? attr
+      const pk = model.primaryKeyAttributes[0] ?? 'id'
+      const repr = this.options.auditRepr[model.name] ?? ['name', 'title', 'username', 'email', 'label'].find((a) => a in attributes) ?? pk
+      if (!(repr in attributes)) throw new BoardinghouseErrors.INVALID_OPTION(`auditRepr names "${repr}", not an attribute of model "${model.name}"`)
+      const table = model.getTableName() as string | { tableName: string }
+      return { model: model.name, table: typeof table === 'string' ? table : table.tableName, tenant: tenant.has(model), pkColumn: column(pk), reprColumn: column(repr) }
+    })
   }
 
   /**
@@ -416,6 +442,11 @@ export class Boardinghouse {
   /** Runs `fn` with no schema active (public only). */
   async runInPublic<T> (fn: () => Promise<T> | T): Promise<T> {
     return await runWithSchema(null, async () => await fn())
+  }
+
+  /** Audit log entries: by default of the active schema and of shared models, newest first. */
+  async auditLog (query: AuditQuery = {}): Promise<AuditEntry[]> {
+    return await readAuditLog(this.options.sequelize, query, this.currentSchema())
   }
 
   /** The schema active in the calling async context, or null. */

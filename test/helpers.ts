@@ -53,6 +53,7 @@ import type { BoardinghouseOptions } from '../plugin/options.js'
 import { defineExampleModels } from '../example/models/index.js'
 
 export const EXAMPLE_TENANT_MIGRATIONS = fileURLToPath(new URL('../example/migrations/tenant/', import.meta.url))
+export const EXAMPLE_SHARED_MIGRATIONS = fileURLToPath(new URL('../example/migrations/shared/', import.meta.url))
 
 /** A Sequelize instance on `url`, closed when the test ends. */
 export function sequelizeFor (t: { after: (fn: () => Promise<void>) => void }, url: string, options: Options = {}): Sequelize {

@@ -1,0 +1,108 @@
+/**
+ * Reading the audit log (written by the `boardinghouse_audit` trigger, see migrations/): entries of
+ * one schema and of shared models by default; across schemas for admins.
+ */
+import { QueryTypes, type Model, type ModelStatic, type Sequelize } from 'sequelize'
+import { runWithSchema } from './context.js'
+import { BoardinghouseErrors } from './errors.js'
+import { assertSchemaName } from './names.js'
+
+export type AuditAction = 'create' | 'update' | 'delete'
+
+export interface AuditEntry {
+  id: string
+  actionTime: Date
+  /** The app's user id (as text) from the request or runInSchema context, or null. */
+  userId: string | null
+  action: AuditAction
+  model: string
+  /** The object's primary key, as text. */
+  objectPk: string | null
+  /** A short text of the object (see `auditRepr`). */
+  objectRepr: string | null
+  /** Attribute names written (create) or changed (update); empty for delete. */
+  changedFields: string[]
+  /** The schema of the object; null for shared models. */
+  schema: string | null
+  requestId: string | null
+}
+
+export interface AuditQuery {
+  /** Entries of this schema (plus shared ones, see includeShared). @default the active schema */
+  schema?: string | null
+  /** Entries of every schema (admins only through the request API). @default false */
+  allSchemas?: boolean
+  /** Include entries of shared models. @default true */
+  includeShared?: boolean
+  model?: string
+  objectPk?: string | number
+  /** @default 50, at most 500 */
+  limit?: number
+  /** Entries older than this entry id (paging). */
+  before?: string
+}
+
+interface Row {
+  id: string
+  action_time: Date
+  user_id: string | null
+  action: AuditAction
+  model: string
+  object_pk: string | null
+  object_repr: string | null
+  changed_fields: string[]
+  schema_name: string | null
+  request_id: string | null
+}
+
+export async function readAuditLog (sequelize: Sequelize, query: AuditQuery, activeSchema: string | null): Promise<AuditEntry[]> {
+  const limit = query.limit ?? 50
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new BoardinghouseErrors.INVALID_OPTION('limit must be an integer from 1 to 500')
+  const where: string[] = []
+  const replacements: Record<string, unknown> = { limit }
+  if (query.allSchemas !== true) {
+    const schema = query.schema === undefined ? activeSchema : query.schema
+    if (schema !== null) assertSchemaName(schema)
+    const includeShared = query.includeShared !== false
+    if (schema === null) {
+      where.push('schema_name IS NULL')
+    } else {
+      replacements.schema = schema
+      where.push(includeShared ? '(schema_name = :schema OR schema_name IS NULL)' : 'schema_name = :schema')
+    }
+  }
+  if (query.model !== undefined) { where.push('model = :model'); replacements.model = query.model }
+  if (query.objectPk !== undefined) { where.push('object_pk = :pk'); replacements.pk = String(query.objectPk) }
+  if (query.before !== undefined) {
+    if (!/^[0-9]{1,19}$/.test(query.before)) throw new BoardinghouseErrors.INVALID_OPTION('before must be an entry id')
+    where.push('e.id < :before')
+    replacements.before = query.before
+  }
+  const rows = await runWithSchema(null, async () => await sequelize.query<Row>(
+    `SELECT e.id::text AS id, e.action_time, e.user_id, e.action, e.model, e.object_pk, e.object_repr, e.changed_fields, e.schema_name, e.request_id
+     FROM public.boardinghouse_log_entry e ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY e.id DESC LIMIT :limit`,
+    { replacements, type: QueryTypes.SELECT, logging: false }))
+  const columnsToAttributes = new Map<string, Map<string, string>>()
+  const attributeName = (modelName: string, column: string): string => {
+    let map = columnsToAttributes.get(modelName)
+    if (map === undefined) {
+      map = new Map()
+      const model = sequelize.models[modelName] as ModelStatic<Model> | undefined
+      for (const [attr, def] of Object.entries(model?.getAttributes() ?? {})) map.set((def as { field?: string }).field ?? attr, attr)
+      columnsToAttributes.set(modelName, map)
+    }
+    return map.get(column) ?? column
+  }
+  return rows.map((r) => ({
+    id: r.id,
+    actionTime: r.action_time,
+    userId: r.user_id,
+    action: r.action,
+    model: r.model,
+    objectPk: r.object_pk,
+    objectRepr: r.object_repr,
+    changedFields: r.changed_fields.map((c) => attributeName(r.model, c)),
+    schema: r.schema_name,
+    requestId: r.request_id
+  }))
+}
