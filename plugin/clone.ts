@@ -155,6 +155,10 @@ function arr (row: Row, key: string): string[] {
 // namespace column is the template; every later query starts from those oids (`= ANY (..)`) and
 // reaches the other catalogs through their indexes on the owning object (attrelid, conrelid,
 // indrelid, tgrelid, ev_class, polrelid, adrelid, pg_description's objoid, pg_depend's objid).
+// A domain's constraints are looked up with `conrelid = 0 AND contypid = ..`: contypid is 0 in
+// nearly every row, so its statistics make a scan of pg_constraint look cheaper than its index.
+// (Measured on PostgreSQL 15 with 1,000 tenant copies of the 26-table bench template: 0.5-1.4 s
+// before, 35-65 ms after; the same at 0 tenants.)
 // The placeholders :ns (the namespace's oid) and :rels, :types, :procs, :stats, :cons (arrays of
 // the oids of its relations, types, functions, statistics objects and constraints) are bound by
 // `bind`.
@@ -198,7 +202,7 @@ SELECT
 
 // Everything created in a schema records a dependency on it: that finds objects of any kind,
 // including kinds this module has never heard of. The other branches look closer at the kinds it
-// handles.
+// handles. Problems are listed by branch, then by object oid.
 const Q_UNSUPPORTED = `
 SELECT what FROM (
   SELECT 1 AS branch, d.objid AS sort, CASE
