@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/index.js'
-import { buildExampleApp } from './app.js'
+import { buildExampleApp, exampleAuditModels } from './app.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js'
 import config from './boardinghouse.config.js'
 import { defineExampleModels } from './models/index.js'
@@ -31,6 +31,7 @@ const models = defineExampleModels(sequelize)
 const bh = new Boardinghouse({
   sequelize,
   tenantModels: config.tenantModels ?? [],
+  auditModels: exampleAuditModels, // migrate adds the audit triggers (the app registers the plugin with the same option)
   ...(config.sharedMigrations !== undefined ? { sharedMigrations: fileURLToPath(new URL(config.sharedMigrations, import.meta.url)) } : {}),
   ...(config.tenantMigrations !== undefined ? { tenantMigrations: fileURLToPath(new URL(config.tenantMigrations, import.meta.url)) } : {})
 })
