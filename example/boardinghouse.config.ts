@@ -5,6 +5,7 @@ import { defineExampleModels, exampleTenantModels } from './models/index.js'
 export default defineConfig({
   models: (sequelize) => { defineExampleModels(sequelize) },
   tenantModels: exampleTenantModels,
+  auditModels: ['Item'],
   sharedMigrations: './migrations/shared',
   tenantMigrations: './migrations/tenant'
 })

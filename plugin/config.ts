@@ -18,6 +18,9 @@ export interface BoardinghouseConfig {
   sharedMigrationsTable?: string
   userIdType?: UserIdType
   migrationConcurrency?: number
+  /** Models whose changes go to the audit log (migrate adds their triggers). */
+  auditModels?: string[]
+  auditRepr?: Record<string, string>
   /** Extra options for the Sequelize instance (pool size, logging…). */
   sequelize?: Omit<SequelizeOptions, 'dialect'>
 }
