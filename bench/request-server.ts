@@ -12,7 +12,7 @@
  * Both have a test-only `POST /login {userId}` that stores the user in the session.
  *
  * IPC (parent → child → parent): 'cpu' (process CPU time), 'count' on/off (pg messages sent per
- * app, and how many of them carry a `SET search_path` prefix), 'reload' (time of one registry
+ * app, how many carry a `SET search_path` prefix, how many are a lone SET), 'reload' (time of one registry
  * reload), 'stop'. The child sends `{ type: 'ready', ports }` once both apps listen.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
@@ -34,7 +34,7 @@ export type ParentMessage =
 export type ChildMessage =
   | { type: 'ready', ports: Partial<Record<AppKind, number>>, applicationNames: Record<AppKind, string>, pid: number }
   | { type: 'cpu', id: number, userUs: number, systemUs: number, rssMb: number, heapMb: number }
-  | { type: 'count', id: number, messages: Record<string, number>, withSet: Record<string, number> }
+  | { type: 'count', id: number, messages: Record<string, number>, prefixed: Record<string, number>, setOnly: Record<string, number> }
   | { type: 'reload', id: number, ms: number, schemas: number }
   | { type: 'stopped', id: number }
 
@@ -89,6 +89,20 @@ async function buildApp (sequelize: Sequelize, kind: AppKind, baselineSchema: st
       const item = await Item.findByPk(1)
       return { schema: baselineSchema, title: item?.get('title') ?? null }
     })
+    // Diagnostic, not the baseline: tenants mixed WITHOUT the plugin, by schema-qualified names
+    // (`"t0042"."items"`, one model class per schema, cached). The session's user n reads schema
+    // t<n-1> (bench/request.ts's naming). It pays PostgreSQL's cost of touching many schemas, and
+    // none of the plugin's: plugin ÷ this isolates the plugin, this ÷ baseline the schemas.
+    const bySchema = new Map<string, typeof Item>()
+    app.get('/items/mixed', async (request, reply) => {
+      const userId = sessionUserId(request)
+      if (userId === undefined) return await reply.code(401).send({ error: 'not logged in' })
+      const schema = `t${String(userId - 1).padStart(4, '0')}`
+      let model = bySchema.get(schema)
+      if (model === undefined) bySchema.set(schema, model = Item.schema(schema))
+      const item = await model.findByPk(1)
+      return { schema, title: item?.get('title') ?? null }
+    })
   }
   return app
 }
@@ -97,22 +111,26 @@ async function buildApp (sequelize: Sequelize, kind: AppKind, baselineSchema: st
 
 interface CountingClient { connectionParameters?: { application_name?: string } }
 const originalQuery = pg.Client.prototype.query
+/** Per application_name: messages sent; of them, queries behind a `SET search_path …;` prefix, and lone `SET search_path` messages. */
 const messages: Record<string, number> = {}
-const withSet: Record<string, number> = {}
+const prefixed: Record<string, number> = {}
+const setOnly: Record<string, number> = {}
 
 function countQueries (on: boolean): void {
   if (!on) {
     pg.Client.prototype.query = originalQuery
     return
   }
-  for (const key of Object.keys(messages)) delete messages[key]
-  for (const key of Object.keys(withSet)) delete withSet[key]
+  for (const counter of [messages, prefixed, setOnly]) for (const key of Object.keys(counter)) delete counter[key]
   pg.Client.prototype.query = function countedQuery (this: CountingClient, ...args: unknown[]) {
     const name = this.connectionParameters?.application_name ?? 'unknown'
     messages[name] = (messages[name] ?? 0) + 1
     const first = args[0]
     const text = typeof first === 'string' ? first : (first as { text?: string } | null)?.text
-    if (typeof text === 'string' && text.startsWith('SET search_path')) withSet[name] = (withSet[name] ?? 0) + 1
+    if (typeof text === 'string' && text.startsWith('SET search_path')) {
+      const counter = /;\s*\S/.test(text) ? prefixed : setOnly
+      counter[name] = (counter[name] ?? 0) + 1
+    }
     return (originalQuery as (...a: unknown[]) => unknown).apply(this, args)
   } as typeof originalQuery
 }
@@ -161,7 +179,7 @@ async function main (): Promise<void> {
           break
         }
         case 'count':
-          send({ type: 'count', id: message.id, messages: { ...messages }, withSet: { ...withSet } })
+          send({ type: 'count', id: message.id, messages: { ...messages }, prefixed: { ...prefixed }, setOnly: { ...setOnly } })
           countQueries(message.on)
           break
         case 'reload': {
