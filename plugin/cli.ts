@@ -4,12 +4,15 @@
  * revoke. The database comes from DATABASE_URL, the app's models and migration folders from a
  * config module (--config, default boardinghouse.config.* in the current directory).
  */
-import { realpathSync } from 'node:fs'
+import { createWriteStream, realpathSync, renameSync, rmSync } from 'node:fs'
+import { once } from 'node:events'
+import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import cliProgress from 'cli-progress'
 import { Sequelize } from 'sequelize'
 import { loadConfig, type BoardinghouseConfig } from './config.js'
+import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data.js'
 import { BoardinghouseErrors } from './errors.js'
 import type { MigrateProgress } from './migrator.js'
 import { Boardinghouse } from './tenants.js'
@@ -51,7 +54,9 @@ function optionsFrom (config: BoardinghouseConfig, sequelize: Sequelize): Constr
     ...(config.tenantMigrations !== undefined ? { tenantMigrations: config.tenantMigrations } : {}),
     ...(config.sharedMigrationsTable !== undefined ? { sharedMigrationsTable: config.sharedMigrationsTable } : {}),
     ...(config.userIdType !== undefined ? { userIdType: config.userIdType } : {}),
-    ...(config.migrationConcurrency !== undefined ? { migrationConcurrency: config.migrationConcurrency } : {})
+    ...(config.migrationConcurrency !== undefined ? { migrationConcurrency: config.migrationConcurrency } : {}),
+    ...(config.auditModels !== undefined ? { auditModels: config.auditModels } : {}),
+    ...(config.auditRepr !== undefined ? { auditRepr: config.auditRepr } : {})
   }
 }
 
@@ -171,6 +176,52 @@ export function buildProgram (io: CliIO = defaultIO): Command {
       await withApi(async (bh) => {
         const removed = await bh.revoke(name, userId)
         io.out(removed ? `revoked ${userId} on ${name}\n` : `${userId} was not a member of ${name}\n`)
+      })
+    })
+
+  program.command('dumpdata [models...]')
+    .description('dump rows as JSON: with --schema the tenant models of that schema, without it the shared models (or the MODELs named)')
+    .option('--schema <name>', 'the tenant schema to dump tenant models from')
+    .option('-o, --output <file>', 'write to this file (default: stdout)')
+    .option('--format <format>', 'json (an array, one object per line) or ndjson (default: ndjson for a .ndjson/.jsonl output file, else json)')
+    .action(async (models: string[], opts: { schema?: string, output?: string, format?: string }) => {
+      const format = opts.format ?? (opts.output !== undefined && /\.(ndjson|jsonl)$/i.test(opts.output) ? 'ndjson' : 'json')
+      if (format !== 'json' && format !== 'ndjson') throw new BoardinghouseErrors.INVALID_OPTION(`--format must be json or ndjson, not ${JSON.stringify(format)}`)
+      await withApi(async (bh) => {
+        const texts = dumpDataBatches(bh, { ...(opts.schema !== undefined ? { schema: opts.schema } : {}), models })
+        if (opts.output === undefined) {
+          const out = io === defaultIO ? process.stdout : new Writable({ write (chunk: Buffer, _encoding, done) { io.out(chunk.toString()); done() } })
+          await writeDump(texts, format as DumpFormat, out)
+          return
+        }
+        // written next to the target and renamed when complete: a failed dump leaves no file
+        const target = opts.output
+        const partial = `${target}.${process.pid}.partial`
+        const file = createWriteStream(partial, { flags: 'wx' })
+        try {
+          await once(file, 'open')
+          const count = await writeDump(texts, format as DumpFormat, file)
+          file.end()
+          await once(file, 'finish')
+          renameSync(partial, target)
+          io.out(`dumped ${count} objects to ${target}\n`)
+        } catch (err) {
+          file.destroy()
+          rmSync(partial, { force: true })
+          throw err
+        }
+      })
+    })
+
+  program.command('loaddata <files...>')
+    .description('load dump files (JSON array or NDJSON; - reads stdin) all or nothing, in one transaction')
+    .option('--schema <name>', 'load every tenant object into this schema, whatever schema it was dumped from')
+    .action(async (files: string[], opts: { schema?: string }) => {
+      await withApi(async (bh) => {
+        const sources = files.map((f) => ({ name: f === '-' ? '<stdin>' : f, objects: readDumpObjects(f) }))
+        const r = await bh.loadData(sources, opts.schema !== undefined ? { schema: opts.schema } : {})
+        const models = Object.entries(r.byModel).map(([m, n]) => `${m} ${n}`).join(', ')
+        io.out(`loaded ${r.objects} objects from ${files.length} ${files.length === 1 ? 'file' : 'files'}${models !== '' ? ` (${models})` : ''}\n`)
       })
     })
   return program

@@ -10,6 +10,7 @@ interface ConnectionManagerLike {
   releaseConnection: (connection: RawConnection) => Promise<void> | void
   connect: (config: object) => Promise<RawConnection>
   disconnect: (connection: RawConnection) => Promise<void>
+  destroyConnection?: (connection: RawConnection) => Promise<void>
 }
 
 function connectionManager (sequelize: Sequelize): ConnectionManagerLike {
@@ -24,6 +25,38 @@ export async function withConnection<T> (sequelize: Sequelize, fn: (connection: 
     return await fn(connection)
   } finally {
     await manager.releaseConnection(connection)
+  }
+}
+
+/** A pool connection held by code that cannot run inside a callback (an async generator). */
+export interface HeldConnection {
+  connection: RawConnection
+  /**
+   * Gives the connection back to the pool, or with `broken: true` (its state is unknown, e.g. a
+   * ROLLBACK failed) destroys it. Call it exactly once, in a `finally`.
+   */
+  release: (broken?: boolean) => Promise<void>
+}
+
+/**
+ * Takes one connection from the pool for an async generator, which cannot use withConnection: the
+ * caller releases it in a `finally` (that also runs when the consumer stops early).
+ */
+export async function acquireConnection (sequelize: Sequelize): Promise<HeldConnection> {
+  const manager = connectionManager(sequelize)
+  const connection = await manager.getConnection({ type: 'SELECT' })
+  let released = false
+  return {
+    connection,
+    release: async (broken = false) => {
+      if (released) return
+      released = true
+      if (broken && manager.destroyConnection !== undefined) {
+        await manager.destroyConnection(connection)
+      } else {
+        await manager.releaseConnection(connection)
+      }
+    }
   }
 }
 

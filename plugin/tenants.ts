@@ -7,6 +7,7 @@ import { defineModels, MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, t
 import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './cache.js'
 import { generateCloneDDL, renderCloneDDL } from './clone.js'
 import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
+import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { MIGRATION_LOCK_KEY, Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
@@ -452,6 +453,26 @@ export class Boardinghouse {
   /** The schema active in the calling async context, or null. */
   currentSchema (): string | null {
     return tenantStorage.getStore()?.schema ?? null
+  }
+
+  // ---------------------------------------------------------------- dump and load (plugin/data.ts)
+
+  /**
+   * Streams rows as `{ model, pk, schema, fields }` objects, parents before children and by primary
+   * key, from one consistent snapshot: with `schema`, that schema's tenant models (or `models`);
+   * without, the shared models. Checks run when iteration starts.
+   */
+  dumpData (options: DumpOptions = {}): AsyncIterable<DumpObject> {
+    return dumpObjects(this, options)
+  }
+
+  /**
+   * Loads dump objects all or nothing, in one transaction: tenant objects into `schema`, or each
+   * into its own `schema` attribute; shared objects into their table. Moves sequences past the
+   * loaded keys. Resolves to the number of objects written, in total and per model.
+   */
+  async loadData (sources: LoadSource[], options: LoadOptions = {}): Promise<LoadResult> {
+    return await loadObjects(this, sources, options)
   }
 }
 
