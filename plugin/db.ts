@@ -1,4 +1,4 @@
-/** Access to a dedicated connection of the app's Sequelize pool (Sequelize internals, pinned by test/internals.test.ts). */
+/** Access to a dedicated connection of the app's Sequelize pool (Sequelize internals, pinned by test/context.test.ts). */
 import type { Sequelize } from 'sequelize'
 
 export interface RawConnection {
@@ -19,12 +19,11 @@ function connectionManager (sequelize: Sequelize): ConnectionManagerLike {
 
 /** Runs `fn` on one connection taken from the pool, and gives it back (also on error). */
 export async function withConnection<T> (sequelize: Sequelize, fn: (connection: RawConnection) => Promise<T>): Promise<T> {
-  const manager = connectionManager(sequelize)
-  const connection = await manager.getConnection({ type: 'SELECT' })
+  const held = await acquireConnection(sequelize)
   try {
-    return await fn(connection)
+    return await fn(held.connection)
   } finally {
-    await manager.releaseConnection(connection)
+    await held.release()
   }
 }
 
