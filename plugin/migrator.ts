@@ -132,9 +132,11 @@ export function schemaQueryInterface (queryInterface: QueryInterface, schema: st
 }
 
 /** umzug storage: the rows of the per-schema ledger for one schema. */
-function ledgerStorage (sequelize: Sequelize, schema: string): UmzugStorage<MigrationContext> {
+function ledgerStorage (sequelize: Sequelize, schema: string, known?: readonly string[]): UmzugStorage<MigrationContext> {
   return {
     async executed () {
+      // Known from the one query that found the schemas behind (the migrate lock keeps it true).
+      if (known !== undefined) return [...known]
       const rows = await sequelize.query<{ name: string }>(
         `SELECT name FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = :schema ORDER BY name`,
         { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
@@ -259,8 +261,9 @@ export class Migrator {
         // 2. Which schemas are behind: one query over the ledger.
         const names = tenant.map((m) => m.name)
         await sequelize.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TEMPLATE_SCHEMA)}`, { logging: false })
-        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
-          `SELECT s.schema_name FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
+        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string, executed: string[] }>(
+          `SELECT s.schema_name, coalesce((SELECT array_agg(e.name ORDER BY e.name) FROM public.${TENANT_MIGRATION_TABLE} e
+                                            WHERE e.schema_name = s.schema_name), '{}') AS executed FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
                                       UNION ALL SELECT schema_name, 1 FROM public.${SCHEMA_TABLE}) s
            WHERE (SELECT count(*) FROM public.${TENANT_MIGRATION_TABLE} m
                   WHERE m.schema_name = s.schema_name AND m.name = ANY(ARRAY[:names]::text[])) < :count
@@ -272,6 +275,7 @@ export class Migrator {
         // 3. The template first: if it fails, no tenant is touched.
         let templateRan: string[] = []
         const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA)
+        const executedBy = new Map(behind.map((r) => [r.schema_name, r.executed]))
         if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
           try {
             templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), {
@@ -312,7 +316,7 @@ export class Migrator {
           while (failure === null && next < rest.length) {
             const schema = rest[next++] as string
             try {
-              await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema))
+              await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema, executedBy.get(schema)))
             } catch (err) {
               failure ??= wrapFailure(err, schema)
               return
