@@ -17,7 +17,7 @@ import { ValidationError, type Sequelize } from 'sequelize'
 import boardinghouse from '../plugin/index.js'
 import { installErrorHandlers } from './errors.js'
 import { html } from './html.js'
-import { defineExampleModels, exampleTenantModels, type ExampleModels, type UserAttributes } from './models/index.js'
+import { defineExampleModels, exampleAuditModels, exampleTenantModels, type ExampleModels, type UserAttributes } from './models/index.js'
 import { registerPages } from './pages.js'
 import { verifyPassword } from './passwords.js'
 import { SequelizeSessionStore } from './session-store.js'
@@ -40,7 +40,7 @@ export interface ExampleAppOptions {
 }
 
 /** The example's audited models: their changes go to the audit log (`migrate` needs the same option). */
-export const exampleAuditModels = ['Item']
+export { exampleAuditModels }
 
 /** Where an audited object is shown: the library adds `?__schema=<its schema>` to make audit log links. */
 export function exampleObjectUrl (entry: { model: string, objectPk: string | null }): string | null {

@@ -7,9 +7,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/index.js'
-import { buildExampleApp, exampleAuditModels } from './app.js'
+import { buildExampleApp } from './app.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js'
-import config from './boardinghouse.config.js'
+import { loadConfig, optionsFromConfig } from '../plugin/config.js'
 import { defineExampleModels } from './models/index.js'
 import { DEMO_USERS, seed } from './seed.js'
 
@@ -28,13 +28,9 @@ if (url === undefined || url === '') {
 
 const sequelize = new Sequelize(url, { logging: false, pool: { max: 10 } })
 const models = defineExampleModels(sequelize)
-const bh = new Boardinghouse({
-  sequelize,
-  tenantModels: config.tenantModels ?? [],
-  auditModels: exampleAuditModels, // migrate adds the audit triggers (the app registers the plugin with the same option)
-  ...(config.sharedMigrations !== undefined ? { sharedMigrations: fileURLToPath(new URL(config.sharedMigrations, import.meta.url)) } : {}),
-  ...(config.tenantMigrations !== undefined ? { tenantMigrations: fileURLToPath(new URL(config.tenantMigrations, import.meta.url)) } : {})
-})
+// The same config as the CLI (npm run cli): models, migration folders and audited models.
+const { config } = await loadConfig(fileURLToPath(new URL('./boardinghouse.config.ts', import.meta.url)))
+const bh = new Boardinghouse(optionsFromConfig(config, sequelize))
 const migrated = await bh.migrate()
 console.log(`migrated: ${migrated.shared.length} shared, ${migrated.template.length} in the template, ${migrated.migratedSchemas} schemas`)
 if (await seed(bh, models)) console.log('seeded the demo users and schemas')

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import cliProgress from 'cli-progress'
 import { Sequelize } from 'sequelize'
-import { loadConfig, type BoardinghouseConfig } from './config.js'
+import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data.js'
 import { BoardinghouseErrors } from './errors.js'
 import type { MigrateProgress } from './migrator.js'
@@ -38,25 +38,11 @@ async function open (configPath: string | undefined, io: CliIO): Promise<{ bh: B
   const sequelize = new Sequelize(url, { logging: false, ...config.sequelize, dialect: 'postgres' })
   try {
     await config.models?.(sequelize)
-    const bh = new Boardinghouse(optionsFrom(config, sequelize))
+    const bh = new Boardinghouse(optionsFromConfig(config, sequelize))
     return { bh, close: async () => { await sequelize.close() } }
   } catch (err) {
     await sequelize.close()
     throw err
-  }
-}
-
-function optionsFrom (config: BoardinghouseConfig, sequelize: Sequelize): ConstructorParameters<typeof Boardinghouse>[0] {
-  return {
-    sequelize,
-    tenantModels: config.tenantModels ?? [],
-    ...(config.sharedMigrations !== undefined ? { sharedMigrations: config.sharedMigrations } : {}),
-    ...(config.tenantMigrations !== undefined ? { tenantMigrations: config.tenantMigrations } : {}),
-    ...(config.sharedMigrationsTable !== undefined ? { sharedMigrationsTable: config.sharedMigrationsTable } : {}),
-    ...(config.userIdType !== undefined ? { userIdType: config.userIdType } : {}),
-    ...(config.migrationConcurrency !== undefined ? { migrationConcurrency: config.migrationConcurrency } : {}),
-    ...(config.auditModels !== undefined ? { auditModels: config.auditModels } : {}),
-    ...(config.auditRepr !== undefined ? { auditRepr: config.auditRepr } : {})
   }
 }
 

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Options as SequelizeOptions, Sequelize } from 'sequelize'
+import type { BoardinghouseOptions } from './options.js'
 import type { UserIdType } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
 
@@ -48,4 +49,19 @@ export async function loadConfig (path: string | undefined, cwd = process.cwd())
   const base = dirname(found)
   const abs = (p: string | undefined): string | undefined => p === undefined ? undefined : isAbsolute(p) ? p : resolve(base, p)
   return { path: found, config: { ...config, sharedMigrations: abs(config.sharedMigrations), tenantMigrations: abs(config.tenantMigrations) } }
+}
+
+/** The tenant API's options from a loaded config, for a Sequelize instance the caller made. */
+export function optionsFromConfig (config: BoardinghouseConfig, sequelize: Sequelize): BoardinghouseOptions {
+  return {
+    sequelize,
+    tenantModels: config.tenantModels ?? [],
+    ...(config.sharedMigrations !== undefined ? { sharedMigrations: config.sharedMigrations } : {}),
+    ...(config.tenantMigrations !== undefined ? { tenantMigrations: config.tenantMigrations } : {}),
+    ...(config.sharedMigrationsTable !== undefined ? { sharedMigrationsTable: config.sharedMigrationsTable } : {}),
+    ...(config.userIdType !== undefined ? { userIdType: config.userIdType } : {}),
+    ...(config.migrationConcurrency !== undefined ? { migrationConcurrency: config.migrationConcurrency } : {}),
+    ...(config.auditModels !== undefined ? { auditModels: config.auditModels } : {}),
+    ...(config.auditRepr !== undefined ? { auditRepr: config.auditRepr } : {})
+  }
 }

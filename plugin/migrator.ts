@@ -256,7 +256,7 @@ export class Migrator {
         })
         progress({ phase: 'shared', done: sharedRan.length, total: sharedRan.length })
         const audit = this.deps.auditTargets()
-        await runWithSchema(null, async () => { await this.ensureAuditTriggers(audit.filter((a) => !a.tenant).map((a) => ({ schema: 'public', target: a }))) })
+        await runWithSchema(null, async () => { await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, 'public')) })
 
         // 2. Which schemas are behind: one query over the ledger.
         const names = tenant.map((m) => m.name)
@@ -282,7 +282,7 @@ export class Migrator {
               beforeEach: async () => { await this.guardTemplate() },
               after: async () => {
                 await this.guardTemplate()
-                await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, true))
+                await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, 'template'))
                 await this.assertTemplateEmpty()
                 await this.bumpTemplateGeneration()
               }
@@ -298,7 +298,7 @@ export class Migrator {
           const changed = await runWithSchema(null, async () => await sequelize.transaction(async (transaction) =>
             await runWithSchema(null, async () => {
               const guarded = await this.guardTemplate()
-              const audited = await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, true))
+              const audited = await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, 'template'))
               if (guarded + audited === 0) return false
               await this.bumpTemplateGeneration()
               return true
@@ -306,7 +306,7 @@ export class Migrator {
           if (changed) this.deps.onTemplateChanged()
         }
         // Audit triggers missing in tenant schemas (a model audited since they were created).
-        await runWithSchema(null, async () => { await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, false)) })
+        await runWithSchema(null, async () => { await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, 'tenants')) })
 
         // 4. Tenants, in parallel on `concurrency` connections; stop scheduling after a failure.
         let done = 0
@@ -359,12 +359,12 @@ export class Migrator {
   }
 
   /** (schema, target) pairs whose table lacks the audit trigger: in the template, or in every tenant schema. */
-  private async missingAuditTriggers (targets: AuditTarget[], template: boolean): Promise<Array<{ schema: string, target: AuditTarget }>> {
-    const tenantTargets = targets.filter((a) => a.tenant)
+  private async missingAuditTriggers (targets: AuditTarget[], where: 'public' | 'template' | 'tenants'): Promise<Array<{ schema: string, target: AuditTarget }>> {
+    const tenantTargets = targets.filter((a) => a.tenant === (where !== 'public'))
     if (tenantTargets.length === 0) return []
-    const schemas = template
-      ? `SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name`
-      : `SELECT schema_name FROM public.${SCHEMA_TABLE}`
+    const schemas = where === 'tenants'
+      ? `SELECT schema_name FROM public.${SCHEMA_TABLE}`
+      : `SELECT ${quoteLiteral(where === 'public' ? 'public' : TEMPLATE_SCHEMA)}::text AS schema_name`
     const rows = await this.deps.sequelize.query<{ schema_name: string, relname: string }>(
       `SELECT s.schema_name, c.relname FROM (${schemas}) s
        JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema_name
@@ -376,20 +376,14 @@ export class Migrator {
     return rows.map((r) => ({ schema: r.schema_name, target: byTable.get(r.relname) as AuditTarget }))
   }
 
-  /** Creates the audit trigger on each (schema, table) given that lacks it; returns how many it created. */
+  /** Creates the audit trigger on each (schema, table) given (from missingAuditTriggers); returns how many. */
   private async ensureAuditTriggers (pairs: Array<{ schema: string, target: AuditTarget }>): Promise<number> {
-    let created = 0
     for (const { schema, target } of pairs) {
       const table = `${quoteIdent(schema)}.${quoteIdent(target.table)}`
-      const [exists] = await this.deps.sequelize.query<{ present: boolean }>(
-        `SELECT to_regclass(:table) IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = to_regclass(:table) AND tgname = :trigger) AS present`,
-        { replacements: { table, trigger: AUDIT_TRIGGER }, type: QueryTypes.SELECT, logging: false })
-      if (exists?.present === true) continue
       await this.deps.sequelize.query(`CREATE TRIGGER ${quoteIdent(AUDIT_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${table}
         FOR EACH ROW EXECUTE FUNCTION public.boardinghouse_audit(${[target.model, target.pkColumn, target.reprColumn].map(quoteLiteral).join(', ')})`, { logging: false })
-      created++
     }
-    return created
+    return pairs.length
   }
 
   /** Attaches the row guard to every template table that lacks it: the database refuses rows in the template. Returns how many. */

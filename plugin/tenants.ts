@@ -121,13 +121,7 @@ export class Boardinghouse {
 
   /** The tenant models, resolved to classes (throws FST_BH_UNKNOWN_MODEL for a name not defined). */
   tenantModelClasses (): Array<ModelStatic<Model>> {
-    const { sequelize, tenantModels } = this.options
-    return tenantModels.map((m) => {
-      if (typeof m !== 'string') return m
-      const model = sequelize.models[m]
-      if (model === undefined) throw new BoardinghouseErrors.UNKNOWN_MODEL(m)
-      return model
-    })
+    return this.options.tenantModels.map((m) => this.modelClass(m))
   }
 
   /** Table names of the tenant models. */

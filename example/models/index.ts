@@ -57,3 +57,6 @@ export function defineExampleModels (sequelize: Sequelize): ExampleModels {
 
 /** Names of the example's tenant models. */
 export const exampleTenantModels = ['Item']
+
+/** Names of the example's audited models (the plugin and migrate use the same list). */
+export const exampleAuditModels = ['Item']
