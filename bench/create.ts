@@ -17,7 +17,7 @@ import { Boardinghouse } from '../plugin/tenants.js'
 import { runWithSchema } from '../plugin/context.js'
 import { TEMPLATE_SCHEMA, quoteIdent } from '../plugin/names.js'
 import type { MigrationContext } from '../plugin/migrator.js'
-import { GUARD_TRIGGER_PREFIX } from '../plugin/clone.js'
+import { GUARD_TRIGGER_PREFIX } from '../plugin/clone/index.js'
 import { log, makeSequelize, median, migrationFolder, percentile, promisePool, round1, runBench, serverVersion, timed, withBenchDatabase, elapsedSeconds, tenantCount, createSchemaTolerant } from './common.js'
 
 const TEMPLATE_SQL = fileURLToPath(new URL('../../shared/fixtures/bench-tenant-template.sql', import.meta.url))

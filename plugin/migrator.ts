@@ -19,7 +19,7 @@ import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../models
 import { runWithSchema } from './context.js'
 import { poolMax, withOwnConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
-import { GUARD_TRIGGER_PREFIX } from './clone.js'
+import { GUARD_TRIGGER_PREFIX } from './clone/index.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
 
 /** Advisory lock key shared by `migrate` (exclusive) and tenant creation (shared). */

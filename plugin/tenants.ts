@@ -5,7 +5,7 @@
 import { QueryTypes, type Model, type ModelStatic } from 'sequelize'
 import { defineModels, MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, type BoardinghouseModels, type UserId, type UserIdType } from '../models/index.js'
 import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './cache.js'
-import { generateCloneDDL, renderCloneDDL } from './clone.js'
+import { generateCloneDDL, renderCloneDDL } from './clone/index.js'
 import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data.js'
 import { withConnection, type RawConnection } from './db.js'

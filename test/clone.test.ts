@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type pg from 'pg'
 import { connect, createTestDatabase } from './helpers.js'
-import { CloneUnsupportedError, GUARD_TRIGGER_PREFIX, generateCloneDDL, renderCloneDDL, splitSettingList } from '../plugin/clone.js'
+import { CloneUnsupportedError, GUARD_TRIGGER_PREFIX, generateCloneDDL, renderCloneDDL, splitSettingList } from '../plugin/clone/index.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
 
 const fixture = (name: string): string => readFileSync(new URL(`../../shared/fixtures/${name}`, import.meta.url), 'utf8')

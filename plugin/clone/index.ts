@@ -1,0 +1,9 @@
+/**
+ * Tenant cloning (DESIGN.md §3): `generateCloneDDL` reads the template's catalog (queries.ts) and
+ * writes DDL that recreates it, step by step (generate.ts); `renderCloneDDL` puts the new schema's
+ * name into it (render.ts).
+ */
+export { GUARD_TRIGGER_PREFIX, generateCloneDDL } from './generate.js'
+export { CloneUnsupportedError, type CatalogClient } from './queries.js'
+export { renderCloneDDL } from './render.js'
+export { splitSettingList } from './sql.js'
