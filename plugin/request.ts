@@ -12,7 +12,7 @@ import { BoardinghouseErrors } from './errors.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName } from './names.js'
 import type { Boardinghouse } from './tenants.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
-import { assertSameSite } from './switch.js'
+import { assertSameSite } from './same-site.js'
 
 /** What `request.tenant` holds: the active schema. */
 export interface TenantInfo {

@@ -7,6 +7,7 @@ import { parse as parseQuery } from 'node:querystring'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BoardinghouseErrors } from './errors.js'
 import { describe } from './names.js'
+import { assertSameSite } from './same-site.js'
 import { tenancyOf, type TenantInfo } from './request.js'
 
 export interface SwitchRouteOptions {
@@ -16,28 +17,6 @@ export interface SwitchRouteOptions {
 }
 
 interface SwitchBody { schema?: string | null, next?: string }
-
-/** The request's own origin, as a browser would send it in `Origin`. */
-function ownOrigin (request: FastifyRequest): string {
-  return `${request.protocol}://${request.host}`
-}
-
-/** Refuses requests a browser made for another site (a form on evil.example posting here). */
-export function assertSameSite (request: FastifyRequest, trusted: readonly string[]): void {
-  const fetchSite = request.headers['sec-fetch-site']
-  if (typeof fetchSite === 'string' && fetchSite !== 'same-origin' && fetchSite !== 'none') {
-    const origin = request.headers.origin
-    if (!(typeof origin === 'string' && trusted.includes(origin))) {
-      throw new BoardinghouseErrors.CROSS_SITE(`Sec-Fetch-Site is ${describe(fetchSite)}`)
-    }
-  }
-  const origin = request.headers.origin
-  if (origin !== undefined) {
-    if (typeof origin !== 'string' || (origin !== ownOrigin(request) && !trusted.includes(origin))) {
-      throw new BoardinghouseErrors.CROSS_SITE(`Origin ${describe(origin)} is not this site`)
-    }
-  }
-}
 
 /** A same-origin path: starts with one slash, no scheme, no backslash, no control characters. */
 export function isSafeNext (next: string): boolean {
