@@ -76,7 +76,8 @@ export async function withOwnConnection<T> (sequelize: Sequelize, fn: (connectio
   try {
     return await fn(connection)
   } finally {
-    await manager.disconnect(connection)
+    // The connection may be gone (terminated): the caller's own error is the one to report.
+    await manager.disconnect(connection).catch(() => {})
   }
 }
 
