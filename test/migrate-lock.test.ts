@@ -19,7 +19,8 @@ const CREATE_NOTES = `module.exports = { async up ({ context: { queryInterface, 
 } }`
 
 // The session-level migration lock as pg_locks shows it (a bigint key: classid = high, objid = low 32 bits).
-const HOLDERS = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1 AND granted`
+// Advisory locks are per database: only this test's database counts (other tests run alongside).
+const HOLDERS = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1 AND granted`
 
 async function ledger (sequelize: Sequelize, schema: string): Promise<string[]> {
   const rows = await sequelize.query<{ name: string }>('SELECT name FROM public.boardinghouse_tenant_migration WHERE schema_name = :schema ORDER BY name',
@@ -78,7 +79,7 @@ test('the migration lock', async (t) => {
       if (Number(n) !== 1) return
       const [[{ me }]] = await sequelize.query(${JSON.stringify(`SELECT (${HOLDERS}) AS me`)})
       await sequelize.query('SELECT pg_terminate_backend(' + me + ', 5000)')
-      for (let i = 0; i < 400; i++) {
+      for (const deadline = Date.now() + 60000; Date.now() < deadline;) {
         const [rows] = await sequelize.query(${JSON.stringify(HOLDERS)})
         if (rows.length > 0 && rows[0].pid !== me) { await sequelize.query("SELECT nextval('public.overlap_seen')"); return }
         await new Promise((resolve) => setTimeout(resolve, 25))
@@ -89,7 +90,7 @@ test('the migration lock', async (t) => {
     const s2 = sequelizeFor(t, url, { pool: { max: 4 } })
     const first = make().migrate({ concurrency: 1 })
     // B starts once A holds the lock, and waits for it
-    for (let i = 0; i < 400 && (await sequelize.query(HOLDERS, { type: QueryTypes.SELECT })).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline && (await sequelize.query(HOLDERS, { type: QueryTypes.SELECT })).length === 0;) await new Promise((resolve) => setTimeout(resolve, 10))
     const second = make(s2).migrate({ concurrency: 2 })
     const [a, b] = await Promise.allSettled([first, second])
     assert.equal(a.status, 'rejected')

@@ -213,13 +213,14 @@ test('migrate names the schema and migration that failed', async (t) => {
     // k3's migration waits; meanwhile the test terminates its backend from outside.
     tenant.write('002-killed.cjs', `module.exports = { async up ({ context: { sequelize, schema } }) {
       await sequelize.query('ALTER TABLE notes ADD COLUMN k int')
-      if (schema === 'k3') await sequelize.query("SELECT pg_sleep(30) AS bh_wait_k3")
+      if (schema === 'k3') await sequelize.query("SELECT pg_sleep(90) AS bh_wait_k3")
     } }`)
     const run = make().migrate({ concurrency: 2 })
     const outcome = run.then(() => null, (err: unknown) => err as Error & { code?: string, schema?: string, migration?: string })
     let killed = false
-    for (let i = 0; i < 200 && !killed; i++) {
-      const rows = await sequelize.query<{ ok: boolean }>("SELECT pg_terminate_backend(pid, 5000) AS ok FROM pg_stat_activity WHERE query LIKE '%bh_wait_k3%' AND pid <> pg_backend_pid()", { type: QueryTypes.SELECT })
+    const deadline = Date.now() + 60_000 // k3 is reached after the template, k1 and k2 (slow on a busy machine)
+    while (!killed && Date.now() < deadline) {
+      const rows = await sequelize.query<{ ok: boolean }>("SELECT pg_terminate_backend(pid, 5000) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%bh_wait_k3%' AND pid <> pg_backend_pid()", { type: QueryTypes.SELECT })
       killed = rows.some((r) => r.ok)
       if (!killed) await new Promise((resolve) => setTimeout(resolve, 25))
     }
