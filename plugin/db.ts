@@ -1,5 +1,6 @@
 /** Access to a dedicated connection of the app's Sequelize pool (Sequelize internals, pinned by test/context.test.ts). */
 import type { Sequelize } from 'sequelize'
+import { BoardinghouseErrors } from './errors.js'
 
 export interface RawConnection {
   query: (sql: string, params?: unknown[]) => Promise<{ rows: Array<Record<string, unknown>>, rowCount: number | null }>
@@ -75,6 +76,46 @@ export async function withOwnConnection<T> (sequelize: Sequelize, fn: (connectio
   try {
     return await fn(connection)
   } finally {
-    await manager.disconnect(connection)
+    // The connection may be gone (terminated): the caller's own error is the one to report.
+    await manager.disconnect(connection).catch(() => {})
   }
+}
+
+/**
+ * Uses of a pooled connection after which the library's default recycles it (closes it and opens a
+ * fresh one), when the app's Sequelize sets no `pool.maxUses`. A PostgreSQL backend keeps what it
+ * compiled and cached for every table it touched (relation and catalog caches, plans, PL/pgSQL
+ * trigger code) for its whole life: with a connection per pool slot and thousands of tenants, that
+ * grows without bound. Recycling after this many queries bounds it; reconnecting costs a few
+ * milliseconds per 1,000 queries.
+ */
+export const DEFAULT_POOL_MAX_USES = 1000
+
+interface SequelizePoolLike { maxUsesPerResource?: number }
+
+/**
+ * Applies DEFAULT_POOL_MAX_USES to the pool(s) of `sequelize` unless the app configured
+ * `pool.maxUses` itself (any number; `0` means never recycle, as in sequelize-pool). Sequelize reads
+ * `pool.maxUses` only when it builds its pool, in its constructor, so the default is set on the
+ * pool built from it (sequelize-pool's `maxUsesPerResource`, read on each release). Returns the
+ * limit in force (Infinity for none).
+ */
+export function applyPoolRecycling (sequelize: Sequelize): number {
+  const configured = (sequelize as unknown as { config: { pool?: { maxUses?: number } } }).config.pool?.maxUses
+  const pool = (connectionManager(sequelize) as unknown as { pool?: SequelizePoolLike & { read?: SequelizePoolLike, write?: SequelizePoolLike } }).pool
+  const pools = pool === undefined ? [] : pool.read !== undefined && pool.write !== undefined ? [pool.read, pool.write] : [pool]
+  if (configured !== undefined) return configured === 0 ? Infinity : configured
+  for (const p of pools) {
+    if (typeof p.maxUsesPerResource !== 'number') {
+      throw new BoardinghouseErrors.INVALID_OPTION('the Sequelize pool has no maxUsesPerResource (sequelize-pool changed): set pool.maxUses on the Sequelize instance')
+    }
+    if (p.maxUsesPerResource === Infinity) p.maxUsesPerResource = DEFAULT_POOL_MAX_USES
+  }
+  return DEFAULT_POOL_MAX_USES
+}
+
+/** The recycling limit in force on the pool of `sequelize` (Infinity for none). */
+export function poolMaxUses (sequelize: Sequelize): number {
+  const pool = (connectionManager(sequelize) as unknown as { pool?: SequelizePoolLike & { write?: SequelizePoolLike } }).pool
+  return (pool?.write ?? pool)?.maxUsesPerResource ?? Infinity
 }

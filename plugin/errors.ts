@@ -22,6 +22,7 @@ export const BoardinghouseErrors = {
   CLONE_FAILED: define('FST_BH_CLONE_FAILED', 'Creating schema "%s" failed: %s', 500),
   CLONE_UNSUPPORTED: define('FST_BH_CLONE_UNSUPPORTED', 'The template holds an object that cannot be cloned: %s', 500),
   MIGRATION_FAILED: define('FST_BH_MIGRATION_FAILED', 'Migration "%s" failed in schema "%s": %s', 500),
+  MIGRATION_LOCK_LOST: define('FST_BH_MIGRATION_LOCK_LOST', 'The migration lock was lost (%s): this migrate stopped, its schema in progress rolled back; run migrate again', 500),
   TENANT_TABLE_IN_PUBLIC: define('FST_BH_TENANT_TABLE_IN_PUBLIC', 'Tenant table "%s" exists in schema public; tenant tables may only exist in tenant schemas', 500),
   SHARED_REFERENCES_TENANT: define('FST_BH_SHARED_REFERENCES_TENANT', 'Shared model "%s" has a foreign key to tenant model "%s"; a table in public cannot reference a table that exists once per schema', 500),
   UNKNOWN_MODEL: define('FST_BH_UNKNOWN_MODEL', 'Model "%s" is not defined on this Sequelize instance', 500),

@@ -7,7 +7,10 @@
  * - Each schema migrates in one transaction (its ledger rows included): a failure leaves that schema
  *   as it was, the schemas already done stay done, and a re-run continues.
  * - Schemas migrate in parallel on a bounded number of pooled connections.
- * - One migrate at a time per database (an advisory lock); creating a tenant waits for it.
+ * - One migrate at a time per database (an advisory lock); creating a tenant waits for it. The lock's
+ *   connection is kept from idling out and watched: losing it stops the run (FST_BH_MIGRATION_LOCK_LOST)
+ *   before another schema commits. Each schema's transaction also takes a transaction-level lock of
+ *   its own and reads its ledger after it, so even two runs at once never apply a migration twice.
  */
 import { readdir } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
@@ -17,7 +20,7 @@ import { QueryTypes, Sequelize as SequelizeClass, type QueryInterface, type Sequ
 import { SequelizeStorage, Umzug, type MigrationParams, type RunnableMigration, type UmzugStorage } from 'umzug'
 import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../models/index.js'
 import { runWithSchema } from './context.js'
-import { poolMax, withOwnConnection } from './db.js'
+import { poolMax, withOwnConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { GUARD_TRIGGER_PREFIX } from './clone/index.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
@@ -132,19 +135,26 @@ export function schemaQueryInterface (queryInterface: QueryInterface, schema: st
 }
 
 /** umzug storage: the rows of the per-schema ledger for one schema. */
-function ledgerStorage (sequelize: Sequelize, schema: string, known?: readonly string[]): UmzugStorage<MigrationContext> {
+function ledgerStorage (sequelize: Sequelize, schema: string): UmzugStorage<MigrationContext> {
   return {
     async executed () {
-      // Known from the one query that found the schemas behind (the migrate lock keeps it true).
-      if (known !== undefined) return [...known]
+      // Read inside the schema's transaction, after its lock: what a concurrent run committed counts.
       const rows = await sequelize.query<{ name: string }>(
         `SELECT name FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = :schema ORDER BY name`,
         { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
       return rows.map((r) => r.name)
     },
     async logMigration ({ name }) {
-      await sequelize.query(`INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name) VALUES (:schema, :name)`,
-        { replacements: { schema, name }, logging: false })
+      let rows: Array<{ name: string }>
+      try {
+        rows = await sequelize.query<{ name: string }>(`INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name) VALUES (:schema, :name)
+          ON CONFLICT (schema_name, name) DO NOTHING RETURNING name`, { replacements: { schema, name }, type: QueryTypes.SELECT, logging: false })
+      } catch (err) {
+        throw Object.assign(new Error(`recording it in the ledger failed: ${causeMessage(err)}`, { cause: err }), { migration: { name } })
+      }
+      if (rows.length === 0) {
+        throw Object.assign(new Error(`it is already recorded in the ledger (public.${TENANT_MIGRATION_TABLE}) for schema "${schema}": something else recorded it during this run`), { migration: { name } })
+      }
     },
     async unlogMigration ({ name }) {
       await sequelize.query(`DELETE FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = :schema AND name = :name`,
@@ -153,13 +163,103 @@ function ledgerStorage (sequelize: Sequelize, schema: string, known?: readonly s
   }
 }
 
+/** PostgreSQL's own message (and detail) behind a Sequelize error, whose message can be just "Validation error". */
+function causeMessage (err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const parent = (err as { parent?: { message?: string, detail?: string } }).parent
+  if (parent?.message !== undefined && parent.message !== '') {
+    return parent.detail !== undefined && parent.detail !== '' ? `${parent.message} (${parent.detail})` : parent.message
+  }
+  return err.message
+}
+
+/** Where a schema's run was when it failed (attached to the error by runSet). */
+interface RunState { migration?: string, stage: 'begin' | 'migrating' | 'commit' }
+
 function wrapFailure (err: unknown, schema: string): Error {
-  const e = err as { migration?: { name?: string }, cause?: unknown, message?: string }
-  const migration = e.migration?.name ?? '(none)'
-  const cause = e.cause ?? err
-  const message = cause instanceof Error ? cause.message : String(cause)
-  const wrapped = new BoardinghouseErrors.MIGRATION_FAILED(migration, schema, message, { cause })
+  if (err instanceof BoardinghouseErrors.MIGRATION_LOCK_LOST) return err
+  const e = err as { migration?: { name?: string }, cause?: unknown, bhRun?: RunState }
+  const state = e.bhRun
+  const migration = e.migration?.name ?? state?.migration ?? '(none)'
+  const cause = e.migration !== undefined && e.cause !== undefined ? e.cause : err
+  const where = state?.stage === 'commit' ? 'while committing the schema\'s transaction: ' : state?.stage === 'begin' ? 'before its first migration: ' : ''
+  const wrapped = new BoardinghouseErrors.MIGRATION_FAILED(migration, schema, where + causeMessage(cause), { cause })
   return Object.assign(wrapped, { schema, migration })
+}
+
+/** True for an error of a connection that is gone (terminated backend, closed socket). */
+function isConnectionLoss (err: unknown): boolean {
+  const e = err as { name?: string, code?: string, message?: string, parent?: { code?: string, message?: string } }
+  const code = e.parent?.code ?? e.code
+  const message = e.parent?.message ?? e.message ?? ''
+  return e.name === 'SequelizeConnectionError' || code === '57P01' || code === '57P02' || code === '57P03' ||
+    /Connection terminated|connection is closed|ECONNRESET|Client has encountered a connection error/i.test(message)
+}
+
+/** How often the lock's connection is probed (a query also resets any idle timeout on it). */
+const LOCK_HEARTBEAT_MS = 5000
+
+interface PgClientLike {
+  on: (event: 'error' | 'end', listener: (err?: Error) => void) => unknown
+  off?: (event: 'error' | 'end', listener: (err?: Error) => void) => unknown
+  connection?: { stream?: { setKeepAlive?: (enable: boolean, delay: number) => unknown } }
+}
+
+/**
+ * The session-level advisory lock of a migrate run, on a connection of its own. The connection is
+ * kept from idling out (idle timeouts off for the session, TCP keepalive, a query every 5 s) and
+ * watched: an 'error' or 'end' of the client, or a failed probe, marks the lock lost; check()
+ * throws FST_BH_MIGRATION_LOCK_LOST from then on.
+ */
+class MigrationLock {
+  lost: Error | null = null
+  private timer: NodeJS.Timeout | null = null
+  private readonly onError = (err?: Error): void => { this.markLost(err?.message ?? 'its connection failed', err) }
+  private readonly onEnd = (): void => { this.markLost('its connection ended') }
+
+  constructor (private readonly connection: RawConnection) {}
+
+  private markLost (reason: string, cause?: unknown): void {
+    this.lost ??= new BoardinghouseErrors.MIGRATION_LOCK_LOST(reason, { cause: cause ?? new Error(reason) })
+  }
+
+  async acquire (): Promise<void> {
+    const client = this.connection as unknown as PgClientLike
+    client.on('error', this.onError)
+    client.on('end', this.onEnd)
+    client.connection?.stream?.setKeepAlive?.(true, 10_000)
+    const { rows } = await this.connection.query("SELECT current_setting('server_version_num')::int AS v")
+    const version = Number((rows[0] as { v: number } | undefined)?.v ?? 0)
+    await this.connection.query(`SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0${version >= 140000 ? '; SET idle_session_timeout = 0' : ''}`)
+    await this.connection.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+    this.timer = setInterval(() => { this.probe().catch(() => {}) }, LOCK_HEARTBEAT_MS)
+    this.timer.unref()
+  }
+
+  private async probe (): Promise<void> {
+    if (this.lost !== null) return
+    try {
+      await this.connection.query('SELECT 1')
+    } catch (err) {
+      this.markLost(err instanceof Error ? err.message : String(err), err)
+    }
+  }
+
+  /** Throws FST_BH_MIGRATION_LOCK_LOST unless the lock's connection answers now. */
+  async check (): Promise<void> {
+    await this.probe()
+    if (this.lost !== null) throw this.lost
+  }
+
+  async release (): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer)
+    if (this.lost === null) await this.connection.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
+    const client = this.connection as unknown as PgClientLike
+    client.off?.('error', this.onError)
+    client.off?.('end', this.onEnd)
+    // Still listening for 'error': a late error of the closed connection must not go unhandled.
+    client.on('error', () => {})
+  }
 }
 
 /** An audited model's table and the trigger arguments. */
@@ -210,12 +310,34 @@ export class Migrator {
     }
   }
 
-  /** Runs `migrations` in `schema` in one transaction, ledger included. Returns the names that ran. */
-  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, hooks: { beforeEach?: () => Promise<void>, after?: () => Promise<void> } = {}): Promise<string[]> {
+  /**
+   * Runs `migrations` in `schema` in one transaction, ledger included. Returns the names that ran.
+   * The transaction first takes `schema`'s own transaction-level lock (a concurrent run waits for
+   * it, then reads the ledger it left), and checks the migration lock before it commits.
+   */
+  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: () => Promise<void> } = {}): Promise<string[]> {
+    for (let attempt = 0; ; attempt++) {
+      const state: RunState = { stage: 'begin' }
+      try {
+        return await this.runSetOnce(schema, migrations, storage, lock, hooks, state)
+      } catch (err) {
+        // A pooled connection that died while idle fails this schema's BEGIN: not this schema's fault.
+        if (attempt === 0 && state.stage === 'begin' && !(err instanceof BoardinghouseErrors.MIGRATION_LOCK_LOST) && isConnectionLoss(err)) continue
+        if (err !== null && typeof err === 'object') Object.assign(err, { bhRun: state })
+        throw err
+      }
+    }
+  }
+
+  private async runSetOnce (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: () => Promise<void> }, state: RunState): Promise<string[]> {
     const { sequelize } = this.deps
     const searchSchema = schema === 'public' ? null : schema
     return await runWithSchema(searchSchema, async () => await sequelize.transaction(async (transaction) =>
       await runWithSchema(searchSchema, async () => {
+        await lock.check()
+        await sequelize.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}, hashtext(:schema))`,
+          { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
+        state.stage = 'migrating'
         const umzug = new Umzug<MigrationContext>({
           migrations: migrations.map(toRunnable),
           context: this.context(schema, transaction),
@@ -223,9 +345,12 @@ export class Migrator {
           logger: undefined
         })
         const { beforeEach, after } = hooks
+        umzug.on('migrating', ({ name }) => { state.migration = name })
         if (beforeEach !== undefined) umzug.on('migrating', beforeEach)
         const ran = await umzug.up()
         if (after !== undefined) await after()
+        await lock.check()
+        state.stage = 'commit'
         return ran.map((m) => m.name)
       }, { transaction })))
   }
@@ -240,9 +365,10 @@ export class Migrator {
       this.tenantMigrations()
     ])
 
-    return await withOwnConnection(sequelize, async (lock) => {
-      await lock.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+    return await withOwnConnection(sequelize, async (connection) => {
+      const lock = new MigrationLock(connection)
       try {
+        await lock.acquire()
         // 1. Shared: the library's set, then the app's, in public, one transaction.
         const sharedRan = await this.runSet('public', [...library, ...shared], () => {
           const lib = new SequelizeStorage({ sequelize, modelName: 'BoardinghouseMeta', tableName: 'boardinghouse_meta' })
@@ -253,7 +379,7 @@ export class Migrator {
             async logMigration (meta) { await (libNames.has(meta.name) ? lib : app).logMigration(meta) },
             async unlogMigration (meta) { await (libNames.has(meta.name) ? lib : app).unlogMigration(meta) }
           }
-        })
+        }, lock)
         progress({ phase: 'shared', done: sharedRan.length, total: sharedRan.length })
         const audit = this.deps.auditTargets()
         await runWithSchema(null, async () => { await this.ensureAuditTriggers(await this.missingAuditTriggers(audit, 'public')) })
@@ -261,9 +387,8 @@ export class Migrator {
         // 2. Which schemas are behind: one query over the ledger.
         const names = tenant.map((m) => m.name)
         await sequelize.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TEMPLATE_SCHEMA)}`, { logging: false })
-        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string, executed: string[] }>(
-          `SELECT s.schema_name, coalesce((SELECT array_agg(e.name ORDER BY e.name) FROM public.${TENANT_MIGRATION_TABLE} e
-                                            WHERE e.schema_name = s.schema_name), '{}') AS executed FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
+        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
+          `SELECT s.schema_name FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
                                       UNION ALL SELECT schema_name, 1 FROM public.${SCHEMA_TABLE}) s
            WHERE (SELECT count(*) FROM public.${TENANT_MIGRATION_TABLE} m
                   WHERE m.schema_name = s.schema_name AND m.name = ANY(ARRAY[:names]::text[])) < :count
@@ -275,10 +400,9 @@ export class Migrator {
         // 3. The template first: if it fails, no tenant is touched.
         let templateRan: string[] = []
         const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA)
-        const executedBy = new Map(behind.map((r) => [r.schema_name, r.executed]))
         if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
           try {
-            templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), {
+            templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), lock, {
               beforeEach: async () => { await this.guardTemplate() },
               after: async () => {
                 await this.guardTemplate()
@@ -313,10 +437,11 @@ export class Migrator {
         let failure: Error | null = null
         let next = 0
         const worker = async (): Promise<void> => {
-          while (failure === null && next < rest.length) {
+          while (failure === null && lock.lost === null && next < rest.length) {
             const schema = rest[next++] as string
             try {
-              await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema, executedBy.get(schema)))
+              // The ledger is read again inside the schema's transaction, after its lock.
+              await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema), lock)
             } catch (err) {
               failure ??= wrapFailure(err, schema)
               return
@@ -326,10 +451,13 @@ export class Migrator {
           }
         }
         await Promise.all(Array.from({ length: Math.min(concurrency, rest.length) }, worker))
+        if (lock.lost !== null) throw lock.lost
         if (failure !== null) throw failure
         return { shared: sharedRan, template: templateRan, migratedSchemas: done, upToDateSchemas: tenantCount - done }
+      } catch (err) {
+        throw lock.lost ?? err
       } finally {
-        await lock.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
+        await lock.release()
       }
     })
   }

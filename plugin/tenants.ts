@@ -8,7 +8,7 @@ import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './ca
 import { generateCloneDDL, renderCloneDDL } from './clone/index.js'
 import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data.js'
-import { withConnection, type RawConnection } from './db.js'
+import { applyPoolRecycling, withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { MIGRATION_LOCK_KEY, Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
@@ -61,6 +61,8 @@ export class Boardinghouse {
   readonly registry: SchemaRegistry
   private readonly migrator: Migrator
   private clone: CloneCache | null = null
+  /** Set by invalidate(): the template may have changed outside `migrate`; the next clone regenerates its DDL. */
+  private templateDirty = false
   private tenantTables: string[] | null = null
   private readonly changes: ChangeListener
   private readonly context: ContextState
@@ -69,6 +71,7 @@ export class Boardinghouse {
     this.options = resolveOptions(options, extraOptionKeys)
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
+    applyPoolRecycling(sequelize)
     this.context.bindPath = this.options.bindPath
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)
@@ -79,11 +82,11 @@ export class Boardinghouse {
       sharedMigrationsTable: this.options.sharedMigrationsTable,
       userIdType: this.options.userIdType,
       concurrency: this.options.migrationConcurrency,
-      onTemplateChanged: () => { this.clone = null },
+      onTemplateChanged: () => { this.clone = null; this.templateDirty = false },
       auditTargets: () => this.auditTargets()
     })
     this.context.audit = this.options.auditModels.length > 0
-    this.changes = new ChangeListener({ sequelize, onChange: () => { this.invalidate() } })
+    this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() } })
   }
 
   /**
@@ -111,8 +114,19 @@ export class Boardinghouse {
       { replacements: { channel: CHANNEL, id: this.changes.id }, type: QueryTypes.SELECT, logging: false }))
   }
 
-  /** Forgets cached schemas, memberships and the clone DDL (after a change made outside the library). */
+  /**
+   * Forgets cached schemas, memberships and the clone DDL (after a change made outside the library).
+   * The next `createSchema` of this process also bumps the template's generation counter and
+   * regenerates the clone DDL from the catalog, so DDL run directly in `__template__` reaches new
+   * schemas, and every other process's cached DDL is refused by its next clone's version check.
+   */
   invalidate (): void {
+    this.forget()
+    this.templateDirty = true
+  }
+
+  /** Drops this process's caches (another process's notice, or after migrate). */
+  private forget (): void {
     this.registry.invalidate()
     this.clone = null
   }
@@ -201,7 +215,7 @@ export class Boardinghouse {
   async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
     this.tenantModelClasses()
     const result = await this.migrator.migrate(options)
-    this.invalidate()
+    this.forget()
     await this.changed()
     await this.check()
     return result
@@ -225,6 +239,13 @@ export class Boardinghouse {
   private async cloneDDL (connection: RawConnection): Promise<CloneCache> {
     if (this.clone !== null) return this.clone
     await this.ensureMigrated(connection)
+    if (this.templateDirty) {
+      // invalidate(): the stored DDL may predate DDL run directly in the template; a new generation
+      // keys a new DDL row (the old one is deleted when it is stored) and makes other processes'
+      // clone transactions refuse the DDL they cached.
+      await connection.query('UPDATE public.boardinghouse_template_state SET generation = generation + 1')
+      this.templateDirty = false
+    }
     const { rows } = await connection.query(
       `SELECT v.version || ':' || $1 AS version, d.ddl FROM (${TEMPLATE_VERSION_SQL}) v
        LEFT JOIN public.${TEMPLATE_DDL_TABLE} d ON d.version = v.version || ':' || $1`, [CLONE_FORMAT])

@@ -198,3 +198,56 @@ test('tenant migrations that write rows are refused in the template with a hint'
   assert.deepEqual(await columns(sequelize, TEMPLATE_SCHEMA, 'notes'), [])
   assert.deepEqual(await ledger(sequelize, TEMPLATE_SCHEMA), [])
 })
+
+test('migrate names the schema and migration that failed', async (t) => {
+  const url = await createTestDatabase(t)
+  const sequelize = sequelizeFor(t, url, { pool: { max: 4 } })
+  const tenant = folder(t)
+  tenant.write('001-create-notes.cjs', CREATE_NOTES)
+  const make = (): Boardinghouse => new Boardinghouse({ sequelize, tenantMigrations: tenant.dir })
+  const bh = make()
+  await bh.migrate()
+  for (const name of ['k1', 'k2', 'k3', 'k4', 'k5']) await bh.createSchema(name)
+
+  await t.test('a migration whose backend is terminated is reported against its own schema and name', async () => {
+    // k3's migration waits; meanwhile the test terminates its backend from outside.
+    tenant.write('002-killed.cjs', `module.exports = { async up ({ context: { sequelize, schema } }) {
+      await sequelize.query('ALTER TABLE notes ADD COLUMN k int')
+      if (schema === 'k3') await sequelize.query("SELECT pg_sleep(90) AS bh_wait_k3")
+    } }`)
+    const run = make().migrate({ concurrency: 2 })
+    const outcome = run.then(() => null, (err: unknown) => err as Error & { code?: string, schema?: string, migration?: string })
+    let killed = false
+    const deadline = Date.now() + 60_000 // k3 is reached after the template, k1 and k2 (slow on a busy machine)
+    while (!killed && Date.now() < deadline) {
+      const rows = await sequelize.query<{ ok: boolean }>("SELECT pg_terminate_backend(pid, 5000) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%bh_wait_k3%' AND pid <> pg_backend_pid()", { type: QueryTypes.SELECT })
+      killed = rows.some((r) => r.ok)
+      if (!killed) await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    assert.ok(killed)
+    const err = await outcome
+    assert.ok(err !== null)
+    assert.equal(err.code, 'FST_BH_MIGRATION_FAILED')
+    assert.equal(err.schema, 'k3')
+    assert.equal(err.migration, '002-killed')
+    assert.match(err.message, /"002-killed" failed in schema "k3": .*terminat/)
+    assert.ok(!(await ledger(sequelize, 'k3')).includes('002-killed'))
+    assert.ok(!(await columns(sequelize, 'k3', 'notes')).includes('k'))
+    rmSync(join(tenant.dir, '002-killed.cjs'))
+  })
+
+  await t.test('a ledger conflict names the migration, the schema and the ledger', async () => {
+    tenant.write('003-ledger.cjs', `module.exports = { async up ({ context: { sequelize, schema } }) {
+      if (schema === 'k2') await sequelize.query("INSERT INTO public.boardinghouse_tenant_migration (schema_name, name) VALUES ('k2', '003-ledger')")
+    } }`)
+    await assert.rejects(make().migrate({ concurrency: 1 }), (err: Error & { code?: string, schema?: string, migration?: string }) => {
+      assert.equal(err.code, 'FST_BH_MIGRATION_FAILED')
+      assert.equal(err.schema, 'k2')
+      assert.equal(err.migration, '003-ledger')
+      assert.doesNotMatch(err.message, /Validation error/)
+      assert.match(err.message, /already recorded .*ledger/)
+      return true
+    })
+    assert.ok(!(await ledger(sequelize, 'k2')).includes('003-ledger'))
+  })
+})
