@@ -15,7 +15,6 @@
  */
 import { createReadStream } from 'node:fs'
 import type { Readable, Writable } from 'node:stream'
-import { StringDecoder } from 'node:string_decoder'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import type { Model, ModelStatic } from 'sequelize'
@@ -23,9 +22,10 @@ import { jsonParser, type Token } from 'stream-json/parser.js'
 import streamArray from 'stream-json/streamers/stream-array.js'
 import streamValues from 'stream-json/streamers/stream-values.js'
 import { SCHEMA_TABLE } from '../models/index.js'
+import { auditSettings, tenantStorage } from './context.js'
 import { acquireConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
-import { assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
+import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral, schemaNameProblem } from './names.js'
 import type { Boardinghouse } from './tenants.js'
 
 // ---------------------------------------------------------------- public types
@@ -64,6 +64,21 @@ export interface LoadSource {
   name: string
   objects: AsyncIterable<unknown> | Iterable<unknown>
 }
+
+/** Limits of readDumpObjects. */
+export interface ReadDumpOptions {
+  /**
+   * The longest string or number (in characters) a dump may hold; a longer one is refused with
+   * FST_BH_INVALID_DUMP while it is read, so memory stays bounded. Default 16 MiB (16,777,216).
+   */
+  maxValueLength?: number
+}
+
+/** readDumpObjects' default maxValueLength: 16 MiB characters. */
+export const DEFAULT_MAX_VALUE_LENGTH = 16 * 1024 * 1024
+
+/** How deep a dump object may nest (the object itself is level 1). */
+export const MAX_DUMP_DEPTH = 1000
 
 export interface LoadOptions {
   /** Load every tenant object into this schema, whatever schema it was dumped from. */
@@ -304,6 +319,8 @@ interface ColumnInfo {
   json: boolean
   /** json or jsonb (through domains), not an array of them: it can hold JSON null. */
   jsonType: 'json' | 'jsonb' | null
+  /** A string type (text, varchar, char… through domains), or an array of one: takes strings only. */
+  text: 'scalar' | 'array' | null
 }
 
 interface TableInfo {
@@ -330,7 +347,7 @@ WITH RECURSIVE cols AS (
   SELECT b.attnum, t.typbasetype, b.depth + 1 FROM base b JOIN pg_catalog.pg_type t ON t.oid = b.typid WHERE t.typtype = 'd'
 )
 SELECT c.attname AS name, c.generated, t.typname AS type, t.typtype AS typtype, t.typcategory AS category,
-       e.typname AS elem, e.typtype AS elem_typtype
+       e.typname AS elem, e.typtype AS elem_typtype, e.typcategory AS elem_category
 FROM cols c
 CROSS JOIN LATERAL (SELECT typid FROM base WHERE base.attnum = c.attnum ORDER BY depth DESC LIMIT 1) b
 JOIN pg_catalog.pg_type t ON t.oid = b.typid
@@ -344,7 +361,7 @@ async function readTable (connection: RawConnection, schema: string, table: stri
   if ((found[0] as { found: boolean } | undefined)?.found !== true) return null
   const { rows } = await connection.query(COLUMNS_SQL, [qualified])
   const order: ColumnInfo[] = []
-  for (const r of rows as Array<{ name: string, generated: boolean, type: string, typtype: string, category: string, elem: string | null, elem_typtype: string | null }>) {
+  for (const r of rows as Array<{ name: string, generated: boolean, type: string, typtype: string, category: string, elem: string | null, elem_typtype: string | null, elem_category: string | null }>) {
     let kind: ColumnKind
     let json = r.type === 'json' || r.type === 'jsonb'
     if (r.elem !== null) {
@@ -354,7 +371,8 @@ async function readTable (connection: RawConnection, schema: string, table: stri
       kind = NATIVE_TYPES.has(r.type) || r.typtype === 'e' ? 'native' : 'text'
     }
     const jsonType = r.elem === null && (r.type === 'json' || r.type === 'jsonb') ? r.type : null
-    order.push({ name: r.name, generated: r.generated, kind, array: r.elem !== null, json, jsonType })
+    const text = r.elem === null ? (r.category === 'S' ? 'scalar' : null) : (r.elem_category === 'S' ? 'array' : null)
+    order.push({ name: r.name, generated: r.generated, kind, array: r.elem !== null, json, jsonType, text })
   }
   return { qualified, columns: new Map(order.map((c) => [c.name, c])), order, shapes: new Map() }
 }
@@ -618,23 +636,98 @@ function firstSignificantByte (chunks: Buffer[]): number {
   return -1
 }
 
-/** The text of `head` then `rest`, decoded as UTF-8 across chunk boundaries, without a leading BOM. */
-async function * decoded (head: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8')
-  let atStart = true
-  for (const chunk of head) {
-    let text = decoder.write(chunk)
-    if (atStart && text !== '') { text = text.replace(/^\ufeff/, ''); atStart = false }
-    yield text
-  }
-  for (;;) {
-    const r = await rest.next()
-    if (r.done === true) break
-    yield decoder.write(r.value)
-  }
-  const tail = decoder.end()
-  if (tail !== '') yield tail
+/** Invalid UTF-8 in a dump file, at a byte offset of the file. */
+class Utf8Error extends Error {
+  constructor (readonly offset: number) { super(`invalid UTF-8 at byte ${offset}`) }
 }
+
+/**
+ * The index in `b` of the first byte of an invalid UTF-8 sequence (stray and overlong bytes,
+ * encoded surrogates, beyond U+10FFFF), or -1. A sequence cut off by the end of `b` is invalid
+ * only when `final`.
+ */
+function firstInvalidUtf8 (b: Uint8Array, final: boolean): number {
+  let i = 0
+  while (i < b.length) {
+    const c = b[i] as number
+    if (c < 0x80) { i++; continue }
+    let n: number
+    let lo = 0x80
+    let hi = 0xbf
+    if (c >= 0xc2 && c <= 0xdf) n = 1
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; if (c === 0xe0) lo = 0xa0; if (c === 0xed) hi = 0x9f }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; if (c === 0xf0) lo = 0x90; if (c === 0xf4) hi = 0x8f }
+    else return i
+    for (let k = 1; k <= n; k++) {
+      if (i + k >= b.length) return final ? i : -1
+      const d = b[i + k] as number
+      if (d < (k === 1 ? lo : 0x80) || d > (k === 1 ? hi : 0xbf)) return i
+    }
+    i += n + 1
+  }
+  return -1
+}
+
+/** The bytes at the end of `b` that start a multi-byte sequence not complete yet (at most 3). */
+function incompleteTail (b: Buffer): Buffer {
+  for (let k = 1; k <= Math.min(3, b.length); k++) {
+    const c = b[b.length - k] as number
+    if ((c & 0xc0) === 0x80) continue // a continuation byte
+    const need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1
+    return need > k ? b.subarray(b.length - k) : b.subarray(b.length)
+  }
+  return b.subarray(b.length)
+}
+
+/**
+ * The text of `head` then `rest`, decoded as UTF-8 across chunk boundaries, without a leading BOM.
+ * Invalid UTF-8 is not replaced: the valid text before it is yielded, then a Utf8Error thrown.
+ */
+async function * decoded (head: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true }) // (it drops a leading BOM)
+  let before = 0 // bytes before the current chunk
+  let tail: Buffer = Buffer.alloc(0) // the end of the previous chunks: an incomplete sequence
+  const invalid = (chunk: Buffer | null): { text: string, error: Utf8Error } => {
+    const bytes = chunk === null ? tail : Buffer.concat([tail, chunk])
+    const bad = Math.max(0, firstInvalidUtf8(bytes, true))
+    const start = before - tail.length
+    const text = new TextDecoder('utf-8', { ignoreBOM: start > 0 }).decode(bytes.subarray(0, bad))
+    return { text, error: new Utf8Error(start + bad) }
+  }
+  const chunks = async function * (): AsyncGenerator<Buffer> {
+    yield * head
+    for (;;) {
+      const r = await rest.next()
+      if (r.done === true) return
+      yield r.value
+    }
+  }
+  for await (const chunk of chunks()) {
+    let text: string
+    try {
+      text = decoder.decode(chunk, { stream: true })
+    } catch {
+      const { text: valid, error } = invalid(chunk)
+      if (valid !== '') yield valid
+      throw error
+    }
+    tail = chunk.length >= 4 ? incompleteTail(chunk) : incompleteTail(Buffer.concat([tail, chunk]))
+    before += chunk.length
+    if (text !== '') yield text
+  }
+  let end: string
+  try {
+    end = decoder.decode()
+  } catch {
+    const { text: valid, error } = invalid(null)
+    if (valid !== '') yield valid
+    throw error
+  }
+  if (end !== '') yield end
+}
+
+/** A dump that breaks a limit of readDumpObjects (the reader adds file and position). */
+class LimitError extends Error {}
 
 /** stream-chain's markers (registered symbols): no value, and several values. */
 const NONE = Symbol.for('object-stream.none')
@@ -662,9 +755,12 @@ function dumpFileName (path: string): string {
  * streamArray) or NDJSON (one object per line; read as a JSON stream, so objects may also span
  * lines), told apart by the first non-blank character. A blank file holds no objects. Numbers a
  * double would change come as JsonNumber. `input` replaces the file (tests, other sources).
+ * Refused with FST_BH_INVALID_DUMP, naming the file, object and line: invalid UTF-8, invalid JSON,
+ * a string or number longer than `maxValueLength`, nesting deeper than MAX_DUMP_DEPTH.
  */
-export async function * readDumpObjects (path: string, input?: Readable): AsyncGenerator<unknown, void, undefined> {
+export async function * readDumpObjects (path: string, input?: Readable, options: ReadDumpOptions = {}): AsyncGenerator<unknown, void, undefined> {
   const name = dumpFileName(path)
+  const maxValueLength = options.maxValueLength ?? DEFAULT_MAX_VALUE_LENGTH
   const stream = input ?? (path === '-' ? process.stdin : createReadStream(path))
   const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>
   const bytes: AsyncIterator<Buffer> = {
@@ -674,6 +770,7 @@ export async function * readDumpObjects (path: string, input?: Readable): AsyncG
     }
   }
   let count = 0
+  let line = 1
   try {
     const head: Buffer[] = []
     let first = -1
@@ -692,38 +789,72 @@ export async function * readDumpObjects (path: string, input?: Readable): AsyncG
       throw new BoardinghouseErrors.INVALID_DUMP(`${name}: neither a JSON array nor NDJSON (it starts with ${describe(String.fromCharCode(first))})`)
     }
     // stream-json's tokenizer, then streamArray (a JSON array) or streamValues (NDJSON, as JSON
-    // Streaming), driven here piece by piece, pull-based: only the objects of one small piece exist
-    // at a time. (Not JSON.parse per line: it cannot keep numbers like 1.0 exact, and it interns
-    // short string values in the old generation, which a million-row load pays for in RSS.)
+    // Streaming), driven here line by line (pieces of at most 16 Ki characters), pull-based: only
+    // the objects of one small piece exist at a time, and an error is known to lie in its piece.
+    // (Not JSON.parse per line: it cannot keep numbers like 1.0 exact, and it interns short string
+    // values in the old generation, which a million-row load pays for in RSS.)
     const array = first === 0x5b
     const parse = jsonParser({ jsonStreaming: !array, streamValues: false, packValues: true }) as unknown as (chunk: string | symbol) => unknown
     const element = (array ? streamArray() : streamValues()) as unknown as (token: Token) => unknown
+    const maxDepth = MAX_DUMP_DEPTH + (array ? 1 : 0)
+    let depth = 0
+    /** Characters fed since a piece last gave a token: a value (or blank space) being read. */
+    let sinceToken = 0
+    const tooLong = (): LimitError => new LimitError(`a value is longer than ${maxValueLength} characters (maxValueLength)`)
+    /** Checks a token against the limits; its object, when it completes one, or NONE. */
+    const take = (token: Token): unknown => {
+      switch (token.name) {
+        case 'startObject': case 'startArray':
+          if (++depth > maxDepth) throw new LimitError(`nested deeper than ${MAX_DUMP_DEPTH} levels`)
+          break
+        case 'endObject': case 'endArray':
+          depth--
+          break
+        case 'stringValue': case 'keyValue': case 'numberValue':
+          if ((token.value as string).length > maxValueLength) throw tooLong()
+      }
+      return element(exactNumberToken(token))
+    }
     try {
       for await (const text of decoded(head, bytes)) {
-        for (let i = 0; i < text.length; i += PARSE_PIECE) {
-          const tokens = parse(i === 0 && text.length <= PARSE_PIECE ? text : text.slice(i, i + PARSE_PIECE))
-          for (const token of manyValues(tokens)) {
-            const item = element(exactNumberToken(token as Token))
-            if (item === NONE) continue
-            if (isMany(item)) {
-              for (const one of item.values) { count++; yield (one as { value: unknown }).value }
-            } else {
-              count++
-              yield (item as { value: unknown }).value
+        let i = 0
+        while (i < text.length) {
+          const newline = text.indexOf('\n', i)
+          const end = newline === -1 || newline + 1 - i > PARSE_PIECE ? Math.min(text.length, i + PARSE_PIECE) : newline + 1
+          const piece = i === 0 && end === text.length ? text : text.slice(i, end)
+          const tokens = parse(piece)
+          if (tokens === NONE || (isMany(tokens) && tokens.values.length === 0)) {
+            sinceToken += piece.length
+            if (sinceToken > maxValueLength) throw tooLong()
+          } else {
+            sinceToken = 0
+            for (const token of manyValues(tokens)) {
+              const item = take(token as Token)
+              if (item === NONE) continue
+              if (isMany(item)) {
+                for (const one of item.values) { count++; yield (one as { value: unknown }).value }
+              } else {
+                count++
+                yield (item as { value: unknown }).value
+              }
             }
           }
+          if (end === newline + 1) line++
+          i = end
         }
       }
       for (const token of manyValues(parse(NONE))) {
-        for (const item of manyValues(element(exactNumberToken(token as Token)))) {
+        for (const item of manyValues(take(token as Token))) {
           count++
           yield (item as { value: unknown }).value
         }
       }
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('FST_BH_') === true) throw err
+      if (err instanceof Utf8Error) throw new BoardinghouseErrors.INVALID_DUMP(`${name}: ${err.message} (line ${line}) after object ${count}`)
+      if (err instanceof LimitError) throw new BoardinghouseErrors.INVALID_DUMP(`${name}: object ${count + 1} (line ${line}): ${err.message}`)
       const what = (err as { code?: string }).code?.startsWith('E') === true ? 'cannot be read' : 'is not valid JSON'
-      throw new BoardinghouseErrors.INVALID_DUMP(`${name} ${what} after object ${count}: ${(err as Error).message}`, { cause: err })
+      throw new BoardinghouseErrors.INVALID_DUMP(`${name} ${what} after object ${count} (line ${line}): ${(err as Error).message}`, { cause: err })
     }
   } finally {
     await chunks.return?.()
@@ -923,7 +1054,8 @@ export async function loadData (bh: Boardinghouse, sources: LoadSource[], option
   }
 
   try {
-    await connection.query(`BEGIN; ${SESSION_SETTINGS}; SAVEPOINT bh_load`)
+    // the caller's audit context, never the one a previous query left on this pooled connection
+    await connection.query(`BEGIN; ${SESSION_SETTINGS}; ${auditSettings(tenantStorage.getStore())}; SAVEPOINT bh_load`)
     if (options.schema !== undefined) {
       await assertRegistered(connection, options.schema, true)
       registered.add(options.schema)
@@ -942,6 +1074,10 @@ export async function loadData (bh: Boardinghouse, sources: LoadSource[], option
             throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${info.name}): a tenant model's object needs a schema: give --schema or a "schema" attribute`)
           }
           if (!validNames.has(wanted)) {
+            const problem = wanted === TEMPLATE_SCHEMA ? null : schemaNameProblem(wanted)
+            if (problem !== null) {
+              throw Object.assign(new BoardinghouseErrors.INVALID_SCHEMA_NAME(`${describe(wanted)} (${where}, ${info.name})`, problem), { source: source.name, position })
+            }
             try {
               assertSchemaName(wanted)
             } catch (err) {
@@ -954,8 +1090,16 @@ export async function loadData (bh: Boardinghouse, sources: LoadSource[], option
           schema = info.sharedSchema
         }
         const target = await targetFor(info, schema, source.name, position)
-        const { shape, row } = rowFor(object, target, where)
-        const json = stringifyExact(row)
+        let shape: Shape
+        let json: string
+        try {
+          let row: Record<string, unknown>
+          ({ shape, row } = rowFor(object, target, where))
+          json = stringifyExact(row)
+        } catch (err) {
+          if (err instanceof RangeError) throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${info.name}): a value is nested too deeply to encode`, { cause: err })
+          throw err
+        }
         if (batch !== null && (batch.key !== shape.key || batch.rows.length >= BATCH_ROWS || batch.payload.bytes + json.length > BATCH_BYTES)) await flush()
         if (batch === null) {
           const payload = payloads[batches++ % 2] as Payload
@@ -1017,6 +1161,9 @@ function validateObject (raw: unknown, where: string, models: Map<string, ModelI
   if (typeof model !== 'string') throw new BoardinghouseErrors.INVALID_DUMP(`${where}: "model" must be a string`)
   if (!models.has(model)) throw new BoardinghouseErrors.INVALID_DUMP(`${where}: unknown model ${describe(model)}`)
   if (schema !== undefined && schema !== null && typeof schema !== 'string') throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${model}): "schema" must be a string or null`)
+  if (schema !== undefined && schema !== null && models.get(model)?.tenant === false) {
+    throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${model}): a shared model's object must have "schema": null, not ${describe(schema)}`)
+  }
   if (fields !== undefined && !isPlainObject(fields)) throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${model}): "fields" must be an object`)
   if (jsonNull !== undefined && (!Array.isArray(jsonNull) || !jsonNull.every((f) => typeof f === 'string'))) {
     throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${model}): "jsonNull" must be an array of field names`)
@@ -1042,6 +1189,8 @@ interface Shape {
   fields: Array<[string, string | null]>
   /** Fields named in jsonNull: their values must be null. */
   jsonNullKeys: string[]
+  /** Keys of text columns (string or null only: json_populate_recordset would coerce anything to text), by column. */
+  textKeys: Array<[key: string, column: string, text: 'scalar' | 'array']>
 }
 
 /** The signature of an object's keys: objects with the same one share a Shape. */
@@ -1087,6 +1236,11 @@ function buildShape (object: ValidObject, target: Target, where: string): Shape 
     }
   }
   const fields: Array<[string, string | null]> = Object.keys(object.fields).map((key) => [key, take(key, 'field')])
+  const textKeys: Shape['textKeys'] = []
+  for (const [key, column] of [...(pkColumn !== null ? [[info.pkAttrs[0] as string, pkColumn]] : []), ...pkParts, ...fields]) {
+    const text = column === null || column === undefined ? null : table.columns.get(column)?.text ?? null
+    if (text !== null) textKeys.push([key as string, column as string, text])
+  }
   const jsonNull = new Set<string>()
   for (const key of object.jsonNull) {
     const column = columnOf(key, 'field in "jsonNull"')
@@ -1107,8 +1261,27 @@ function buildShape (object: ValidObject, target: Target, where: string): Shape 
     pkColumn,
     pkParts,
     fields: fields.filter(([, c]) => c === null || !jsonNull.has(c)),
-    jsonNullKeys: object.jsonNull
+    jsonNullKeys: object.jsonNull,
+    textKeys
   }
+}
+
+/** What a JSON value is, for messages. */
+function kindOf (value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'bigint' || value instanceof JsonNumber) return 'a number'
+  if (typeof value === 'boolean') return 'a boolean'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : typeof value
+}
+
+/** The first element (at any depth) of a text array value that is not a string or null, or undefined. */
+function nonTextElement (value: unknown[]): unknown {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (Array.isArray(v)) { for (let i = v.length - 1; i >= 0; i--) stack.push(v[i]) } else if (v !== null && typeof v !== 'string') return v
+  }
+  return undefined
 }
 
 /** The row to insert (keyed by column name) and its Shape. */
@@ -1126,6 +1299,17 @@ function rowFor (object: ValidObject, target: Target, where: string): { shape: S
   if (shape.pkColumn !== null) row[shape.pkColumn] = pk
   for (const [attr, column] of shape.pkParts) if (column !== null) row[column] = (pk as Record<string, unknown>)[attr]
   for (const [key, column] of shape.fields) if (column !== null) row[column] = fields[key]
+  for (const [key, column, text] of shape.textKeys) {
+    const value = row[column]
+    if (value === null || value === undefined || typeof value === 'string') continue
+    if (text === 'scalar') throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${target.info.name}): ${describe(key)} is a text field: it takes a string or null, not ${kindOf(value)}`)
+    const bad = Array.isArray(value) ? nonTextElement(value) : value
+    if (bad !== undefined) {
+      throw new BoardinghouseErrors.INVALID_DUMP(Array.isArray(value)
+        ? `${where} (${target.info.name}): ${describe(key)} is a text array field: its elements take a string or null, not ${kindOf(bad)}`
+        : `${where} (${target.info.name}): ${describe(key)} is a text array field: it takes an array or its text, not ${kindOf(value)}`)
+    }
+  }
   for (const key of shape.jsonNullKeys) {
     const value = fields[key]
     if (value !== null && value !== undefined) throw new BoardinghouseErrors.INVALID_DUMP(`${where} (${target.info.name}): ${describe(key)} is in "jsonNull" but its value is not null`)
