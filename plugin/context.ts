@@ -48,13 +48,26 @@ export interface ContextState {
   audit: boolean
 }
 
-/** The settings after `SET search_path TO`: the path, then the audit context when audit is on (always set, never left stale). */
-function settings (state: ContextState, store: TenantStore | undefined, local: boolean): string {
+/**
+ * The settings after `SET search_path TO`: the path, then the audit context when audit is on
+ * (always set, never left stale). The audit values are `SET LOCAL`: they last for the query's own
+ * message (its implicit transaction) or for the enclosing transaction, so that nothing run on the
+ * connection later (a load on a raw pool connection) inherits them. With `session` they are set
+ * for the session instead: a bind query outside a transaction gets its settings in a message of
+ * its own, where a `SET LOCAL` would end with that message before the query runs; every raw
+ * connection write path (loadData) sets its own values.
+ */
+function settings (state: ContextState, store: TenantStore | undefined, session: boolean): string {
   const path = store?.searchPath ?? PUBLIC_SEARCH_PATH
   if (!state.audit) return path
-  const set = local ? 'SET LOCAL' : 'SET'
+  const set = session ? 'SET' : 'SET LOCAL'
+  return `${path}; ${auditSettings(store, set)}`
+}
+
+/** `SET [LOCAL] boardinghouse.user_id …; … request_id …` for a context (empty strings when unknown). */
+export function auditSettings (store: TenantStore | undefined, set: 'SET' | 'SET LOCAL' = 'SET LOCAL'): string {
   const user = store?.userId === undefined || store.userId === null ? '' : String(store.userId)
-  return `${path}; ${set} boardinghouse.user_id TO ${quoteLiteral(user)}; ${set} boardinghouse.request_id TO ${quoteLiteral(store?.requestId ?? '')}`
+  return `${set} boardinghouse.user_id TO ${quoteLiteral(user)}; ${set} boardinghouse.request_id TO ${quoteLiteral(store?.requestId ?? '')}`
 }
 
 export const PUBLIC_SEARCH_PATH = 'public'
@@ -135,7 +148,7 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     }
     if (opts.bind !== undefined && state.bindPath === 'transaction' && transaction === undefined) {
       q.options.searchPath = undefined
-      await q.connection.query(`BEGIN; SET LOCAL search_path TO ${settings(state, store, true)}`)
+      await q.connection.query(`BEGIN; SET LOCAL search_path TO ${settings(state, store, false)}`)
       openedForBind.add(q)
       return
     }
@@ -144,7 +157,7 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
       // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
       // transaction of a multi-statement message: set the path on the connection first.
       q.options.searchPath = undefined
-      await q.connection.query(`SET search_path TO ${settings(state, store, false)}`)
+      await q.connection.query(`SET search_path TO ${settings(state, store, transaction === undefined)}`)
       return
     }
     q.options.searchPath = settings(state, store, false)

@@ -7,7 +7,7 @@ import { defineModels, MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, t
 import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './cache.js'
 import { generateCloneDDL, renderCloneDDL } from './clone/index.js'
 import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
-import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data.js'
+import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling, withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { MIGRATION_LOCK_KEY, Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
@@ -470,7 +470,7 @@ export class Boardinghouse {
     return tenantStorage.getStore()?.schema ?? null
   }
 
-  // ---------------------------------------------------------------- dump and load (plugin/data.ts)
+  // ---------------------------------------------------------------- dump and load (plugin/data/)
 
   /**
    * Streams rows as `{ model, pk, schema, fields }` objects, parents before children and by primary

@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { createTestDatabase, sequelizeFor } from './helpers.js'
 import { Boardinghouse } from '../plugin/tenants.js'
-import { JsonNumber, dumpDataBatches, dumpDataText, parseExact, readDumpObjects, stringifyExact, writeDump, type DumpObject, type LoadSource } from '../plugin/data.js'
+import { DEFAULT_MAX_VALUE_LENGTH, JsonNumber, dumpDataBatches, dumpDataText, parseExact, readDumpObjects, stringifyExact, writeDump, type DumpObject, type LoadSource } from '../plugin/data/index.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TENANT_MODELS = ['Item', 'Child', 'Parent', 'Everything', 'Pair', 'Wide']
@@ -119,7 +119,7 @@ export default {
 
 interface Fixture { bh: Boardinghouse, sequelize: Sequelize, url: string, dir: string, config: string }
 
-async function setup (t: { after: (fn: () => Promise<void>) => void }): Promise<Fixture> {
+async function setup (t: { after: (fn: () => Promise<void>) => void }, extra: { auditModels?: string[], poolMax?: number } = {}): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'bh-data-'))
   t.after(async () => { rmSync(dir, { recursive: true, force: true }) })
   mkdirSync(join(dir, 'tenant'))
@@ -127,14 +127,15 @@ async function setup (t: { after: (fn: () => Promise<void>) => void }): Promise<
   const config = join(dir, 'boardinghouse.config.mjs')
   writeFileSync(config, configModule())
   const url = await createTestDatabase(t)
-  const sequelize = sequelizeFor(t, url)
+  const sequelize = sequelizeFor(t, url, extra.poolMax !== undefined ? { pool: { max: extra.poolMax } } : {})
   const mod = await import(pathToFileURL(config).href) as { default: { models: (s: Sequelize) => void } }
   mod.default.models(sequelize) // the same models the CLI defines, BEFORE the Boardinghouse
   const bh = new Boardinghouse({
     sequelize,
     tenantModels: TENANT_MODELS,
     tenantMigrations: join(dir, 'tenant'),
-    sharedMigrations: join(ROOT, 'example/migrations/shared')
+    sharedMigrations: join(ROOT, 'example/migrations/shared'),
+    ...(extra.auditModels !== undefined ? { auditModels: extra.auditModels } : {})
   })
   await bh.migrate()
   return { bh, sequelize, url, dir, config }
@@ -519,6 +520,173 @@ test('readDumpObjects: JSON arrays (any layout) and NDJSON, told apart by the fi
   // JSON.stringify of a JsonNumber gives the nearest double (for callers that do not need exactness)
   assert.equal(JSON.stringify({ n: new JsonNumber('1.0') }), '{"n":1}')
   assert.equal(stringifyExact({ n: new JsonNumber('1.0'), s: 'x' }), '{"n":1.0,"s":"x"}')
+})
+
+// ---------------------------------------------------------------- hostile and careless input (issue 8)
+
+test('a load records its caller as the audit user, never the previous user of its pooled connection', async (t) => {
+  // one pool connection: the load runs on the connection the previous queries used
+  const { bh, sequelize } = await setup(t, { auditModels: ['Item'], poolMax: 1 })
+  await bh.createSchema('acme')
+  const Item = sequelize.models.Item as NonNullable<typeof sequelize.models.Item>
+  const item = (pk: number): Record<string, unknown> => ({ model: 'Item', pk, schema: 'acme', fields: { title: `loaded ${pk}` } })
+  const entries = async (): Promise<Array<[string, string | null]>> =>
+    (await rows<{ object_pk: string, user_id: string | null }>(sequelize, 'SELECT object_pk, user_id FROM public.boardinghouse_log_entry ORDER BY id')).map((e) => [e.object_pk, e.user_id])
+  // a bind query (Sequelize's INSERT), then a load with no user
+  await bh.runInSchema('acme', async () => await Item.create({ id: 1, title: 'by 31337' }), { userId: 31337 })
+  await bh.loadData([source('a.json', [item(100)])])
+  // a query without bind parameters (the per-message prefix), then a load with no user
+  await bh.runInSchema('acme', async () => { await sequelize.query("UPDATE items SET title = 'by 31338' WHERE id = 1") }, { userId: 31338 })
+  await bh.loadData([source('b.json', [item(101)])])
+  // a load in a context with a user records that user
+  await bh.runInSchema('acme', async () => { await bh.loadData([source('c.json', [item(102)])]) }, { userId: 7 })
+  // and a normal request's attribution still works afterwards
+  await bh.runInSchema('acme', async () => await Item.create({ id: 2, title: 'by 8' }), { userId: 8 })
+  await bh.runInSchema('acme', async () => await Item.create({ id: 3, title: 'anonymous' }))
+  assert.deepEqual(await entries(), [['1', '31337'], ['100', null], ['1', '31338'], ['101', null], ['102', '7'], ['2', '8'], ['3', null]])
+  // a refused load leaves no audit entry
+  const before = await entries()
+  await rejectsWith(bh.loadData([source('d.json', [item(200), item(100)])]), 'FST_BH_LOAD_FAILED', /d\.json: object 2 \(Item, pk 100 in schema acme\): duplicate key/)
+  assert.deepEqual(await entries(), before)
+})
+
+test('loadData refuses hostile input, naming the file and position', async (t) => {
+  const { bh, sequelize } = await setup(t)
+  await bh.createSchema('acme')
+  const dir = mkdtempSync(join(tmpdir(), 'bh-hostile-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const before = await snapshot(sequelize, 'acme')
+  const usersBefore = await tableText(sequelize, 'public', 'users')
+  const unchanged = async (what: string): Promise<void> => {
+    assert.equal(await snapshot(sequelize, 'acme'), before, what)
+    assert.deepEqual(await tableText(sequelize, 'public', 'users'), usersBefore, what)
+  }
+  const load = async (name: string, objects: AsyncIterable<unknown> | unknown[]): Promise<unknown> => await bh.loadData([{ name, objects }])
+  const good = '{"model": "Item", "pk": 1, "schema": "acme", "fields": {"title": "ok"}}'
+  const withTitle = (pk: number, bytes: Buffer): Buffer => Buffer.concat([Buffer.from(`{"model": "Item", "pk": ${pk}, "schema": "acme", "fields": {"title": "bad `), bytes, Buffer.from('"}}')])
+
+  await t.test('invalid UTF-8 (bad bytes, overlong and surrogate encodings, a truncated sequence), in json, ndjson and stdin', async () => {
+    const cases: Array<[string, Buffer]> = [
+      ['a stray byte', Buffer.from([0xff])],
+      ['an overlong "/"', Buffer.from([0xc0, 0xaf])],
+      ['an overlong NUL', Buffer.from([0xe0, 0x80, 0x80])],
+      ['an encoded surrogate', Buffer.from([0xed, 0xa0, 0x80])],
+      ['a truncated sequence', Buffer.from([0xe2, 0x82, 0x20])],
+      ['beyond U+10FFFF', Buffer.from([0xf4, 0x90, 0x80, 0x80])]
+    ]
+    for (const [what, bytes] of cases) {
+      for (const format of ['json', 'ndjson', 'stdin'] as const) {
+        const head = Buffer.from(format === 'json' ? `[${good},\n` : `${good}\n`)
+        const body = Buffer.concat([head, withTitle(2, bytes), Buffer.from(format === 'json' ? ']\n' : '\n')])
+        const offset = head.length + withTitle(2, Buffer.alloc(0)).length - 3
+        const name = format === 'stdin' ? '<stdin>' : join(dir, `bad.${format}`)
+        if (format !== 'stdin') writeFileSync(name, body)
+        const objects = format === 'stdin' ? readDumpObjects('-', Readable.from([body.subarray(0, offset + 1), body.subarray(offset + 1)])) : readDumpObjects(name)
+        await rejectsWith(load(name, objects), 'FST_BH_INVALID_DUMP', new RegExp(`${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid UTF-8 at byte ${offset} \\(line 2\\) after object 1`))
+          .catch((err: unknown) => { throw new Error(`${what}, ${format}: ${(err as Error).message}`) })
+        await unchanged(`${what}, ${format}`)
+      }
+    }
+    // a truncated sequence at the very end of the input
+    const end = join(dir, 'end.ndjson')
+    writeFileSync(end, Buffer.concat([Buffer.from(`${good}\n`), Buffer.from([0xe2, 0x82])]))
+    await rejectsWith(load(end, readDumpObjects(end)), 'FST_BH_INVALID_DUMP', new RegExp(`end\\.ndjson: invalid UTF-8 at byte ${good.length + 1} \\(line 2\\) after object 1`))
+    // valid multi-byte text across chunk boundaries still loads
+    const fine = Buffer.from(`[{"model": "Item", "pk": 9, "schema": "acme", "fields": {"title": "é€😀"}}]`)
+    await bh.createSchema('fine')
+    const split = Array.from({ length: fine.length }, (_, i) => fine.subarray(i, i + 1))
+    await bh.loadData([{ name: '-', objects: readDumpObjects('-', Readable.from(split)) }], { schema: 'fine' })
+    const [title] = await rows<{ title: string }>(sequelize, 'SELECT title FROM fine.items')
+    assert.equal(title?.title, 'é€😀')
+  })
+
+  await t.test('a number, boolean, object or array for a text column is refused (not coerced to its text)', async () => {
+    const cases: Array<[unknown, string]> = [[5, 'a number'], [new JsonNumber('1.0'), 'a number'], [true, 'a boolean'], [{ a: 1 }, 'an object'], [['x'], 'an array']]
+    for (const [value, what] of cases) {
+      await rejectsWith(load('a.json', [JSON.parse(good), { model: 'Item', pk: 2, schema: 'acme', fields: { title: value } }]), 'FST_BH_INVALID_DUMP',
+        new RegExp(`a\\.json: object 2 \\(Item\\): "title" is a text field: it takes a string or null, not ${what}`))
+      await unchanged(what)
+    }
+    // a text part of a composite key, elements of a text array
+    await rejectsWith(load('a.json', [{ model: 'Pair', pk: { a: 1, b: 2 }, schema: 'acme', fields: {} }]), 'FST_BH_INVALID_DUMP',
+      /a\.json: object 1 \(Pair\): "b" is a text field: it takes a string or null, not a number/)
+    await rejectsWith(load('a.json', [{ model: 'Everything', pk: 1, schema: 'acme', fields: { tags: ['a', 1] } }]), 'FST_BH_INVALID_DUMP',
+      /a\.json: object 1 \(Everything\): "tags" is a text array field: its elements take a string or null, not a number/)
+    // through a file too
+    const file = join(dir, 'number.ndjson')
+    writeFileSync(file, `${good}\n{"model": "Item", "pk": 2, "schema": "acme", "fields": {"title": 12345678901234567890}}\n`)
+    await rejectsWith(load(file, readDumpObjects(file)), 'FST_BH_INVALID_DUMP', /number\.ndjson: object 2 \(Item\): "title" is a text field/)
+    await unchanged('file')
+    // strings and nulls still load; a number for a non-text column is still the column type's business
+    await bh.createSchema('texts')
+    await bh.loadData([source('ok.json', [{ model: 'Everything', pk: 1, schema: 'texts', fields: { txt: 'x', tags: ['a', null], ch: null, big: 5, decimalValue: 1.5 } }])])
+    const [e] = await rows<{ t: string }>(sequelize, "SELECT (txt, tags, big, dec)::text AS t FROM texts.everything")
+    assert.equal(e?.t, '(x,"{a,NULL}",5,1.5000000000)')
+  })
+
+  await t.test('a shared model\'s object with a schema is refused', async () => {
+    await rejectsWith(load('u.json', [{ model: 'User', pk: 5, schema: 'acme', fields: { username: 'mallory', passwordHash: 'x' } }]), 'FST_BH_INVALID_DUMP',
+      /u\.json: object 1 \(User\): a shared model's object must have "schema": null, not "acme"/)
+    await rejectsWith(bh.loadData([source('u.json', [{ model: 'User', pk: 5, schema: 'public', fields: { username: 'mallory', passwordHash: 'x' } }])], { schema: 'acme' }), 'FST_BH_INVALID_DUMP',
+      /u\.json: object 1 \(User\): a shared model's object must have "schema": null, not "public"/)
+    await unchanged('shared')
+  })
+
+  await t.test('an invalid schema in a dump names the file and the object', async () => {
+    await rejectsWith(load('s.json', [JSON.parse(good), { model: 'Item', pk: 2, schema: 'No"Such', fields: { title: 'x' } }]), 'FST_BH_INVALID_SCHEMA_NAME',
+      /"No\\"Such" \(s\.json: object 2, Item\): must start with a lowercase letter/)
+    await unchanged('schema')
+  })
+
+  await t.test('a value larger than maxValueLength is refused while it is read; the default is documented', async () => {
+    assert.equal(DEFAULT_MAX_VALUE_LENGTH, 16 * 1024 * 1024)
+    for (const format of ['json', 'ndjson'] as const) {
+      for (const [length, max] of [[5000, 1000], [100000, 20000]] as const) {
+        const file = join(dir, `long.${format}`)
+        const object = `{"model": "Item", "pk": 2, "schema": "acme", "fields": {"title": "${'x'.repeat(length)}"}}`
+        writeFileSync(file, format === 'json' ? `[${good},\n${object}]` : `${good}\n${object}\n`)
+        await rejectsWith(load(file, readDumpObjects(file, undefined, { maxValueLength: max })), 'FST_BH_INVALID_DUMP',
+          new RegExp(`long\\.${format}: object 2 \\(line 2\\): a value is longer than ${max} characters \\(maxValueLength\\)`))
+        await unchanged(`${format} ${length}`)
+      }
+      // a long number too; a value of exactly the maximum is read
+      const file = join(dir, `number.${format}`)
+      writeFileSync(file, `[{"n": 1${'0'.repeat(2000)}}]`)
+      await rejectsWith(collect(readDumpObjects(file, undefined, { maxValueLength: 1000 })), 'FST_BH_INVALID_DUMP', /object 1 \(line 1\): a value is longer than 1000 characters/)
+      writeFileSync(file, `[{"s": "${'y'.repeat(1000)}"}]`)
+      assert.deepEqual(await collect(readDumpObjects(file, undefined, { maxValueLength: 1000 })), [{ s: 'y'.repeat(1000) }])
+    }
+  })
+
+  await t.test('deep nesting is refused with the file and position, not "Maximum call stack size exceeded"', async () => {
+    for (const format of ['json', 'ndjson'] as const) {
+      const file = join(dir, `deep.${format}`)
+      const deep = `{"model": "Everything", "pk": 2, "schema": "acme", "fields": {"j": ${'['.repeat(100000)}${']'.repeat(100000)}}}`
+      writeFileSync(file, format === 'json' ? `[${good},\n${deep}]` : `${good}\n${deep}\n`)
+      await rejectsWith(load(file, readDumpObjects(file)), 'FST_BH_INVALID_DUMP', new RegExp(`deep\\.${format}: object 2 \\(line 2\\): nested deeper than 1000 levels`))
+      await unchanged(format)
+    }
+    // objects from the API: nested too deeply to encode
+    let value: unknown = 1
+    for (let i = 0; i < 100000; i++) value = [value]
+    await rejectsWith(load('a.json', [JSON.parse(good), { model: 'Everything', pk: 2, schema: 'acme', fields: { j: value } }]), 'FST_BH_INVALID_DUMP',
+      /a\.json: object 2 \(Everything\): a value is nested too deeply/)
+    await unchanged('api')
+    // 1,000 levels are fine
+    await bh.createSchema('deep')
+    await bh.loadData([source('ok.json', [{ model: 'Everything', pk: 1, schema: 'deep', fields: { j: JSON.parse('['.repeat(999) + ']'.repeat(999)) } }])])
+  })
+
+  await t.test('a syntax error names the exact object and line, also past the first 16 KiB', async () => {
+    const lines = Array.from({ length: 300 }, (_, i) => `{"model": "Item", "pk": ${i + 1}, "schema": "acme", "fields": {"title": "item ${i + 1}"}}`)
+    const nd = join(dir, 'late.ndjson')
+    writeFileSync(nd, [...lines, '{"model": "Item", "pk": 301, "fields": {"title": }}', ...lines].join('\n'))
+    await rejectsWith(load(nd, readDumpObjects(nd)), 'FST_BH_INVALID_DUMP', /late\.ndjson is not valid JSON after object 300 \(line 301\)/)
+    const json = join(dir, 'late.json')
+    writeFileSync(json, '[\n' + [...lines, '{"model": "Item", "pk": 301, "fields": {"title": }}'].join(',\n') + '\n]')
+    await rejectsWith(load(json, readDumpObjects(json)), 'FST_BH_INVALID_DUMP', /late\.json is not valid JSON after object 300 \(line 302\)/)
+    await unchanged('syntax')
+  })
 })
 
 // ---------------------------------------------------------------- the CLI
