@@ -39,9 +39,32 @@ export function assertSameSite (request: FastifyRequest, trusted: readonly strin
   }
 }
 
-/** A same-origin path: starts with one slash, no scheme, no backslash, no control characters. */
+const REDIRECT_BASE = 'http://boardinghouse.invalid'
+
+/**
+ * A redirect target from user input (`next`), as the `Location` to send: a same-origin path (one
+ * leading slash, no scheme or host, no backslash, no control characters, at most 2048 characters),
+ * parsed as a WHATWG URL against a dummy origin, required to stay on that origin, and re-serialised
+ * (path, query, fragment) so that every character outside printable ASCII is percent-encoded: no
+ * input can make a header the runtime refuses. Dot segments are resolved first, and a result that
+ * would read as another host (`/.//evil.example` → `//evil.example`) is refused. Null when unsafe.
+ */
+export function safeRedirectPath (next: string): string | null {
+  if (next.length > 2048 || !/^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/.test(next)) return null
+  let url: URL
+  try {
+    url = new URL(next, REDIRECT_BASE)
+  } catch {
+    return null
+  }
+  if (url.origin !== REDIRECT_BASE) return null
+  const out = url.pathname + url.search + url.hash
+  return /^\/(?![/\\])[\x21-\x7e]*$/.test(out) ? out : null
+}
+
+/** Whether `next` is a same-origin path the switch route redirects to (see safeRedirectPath). */
 export function isSafeNext (next: string): boolean {
-  return /^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/.test(next) && next.length <= 2048
+  return safeRedirectPath(next) !== null
 }
 
 export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteOptions): void {
@@ -67,15 +90,15 @@ export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteO
       const tenancy = tenancyOf(request)
       if (tenancy.userId === null) throw new BoardinghouseErrors.UNAUTHENTICATED()
       const body = request.body ?? {}
-      const next = body.next
-      if (next !== undefined && next !== '' && !isSafeNext(next)) throw new BoardinghouseErrors.INVALID_REDIRECT(describe(next))
+      const next = body.next === undefined || body.next === '' ? null : safeRedirectPath(body.next)
+      if (next === null && body.next !== undefined && body.next !== '') throw new BoardinghouseErrors.INVALID_REDIRECT(describe(body.next))
       let selected: TenantInfo | null = null
       if (body.schema === undefined || body.schema === null || body.schema === '') {
         tenancy.deactivate({ persist: true })
       } else {
         selected = tenancy.activate(body.schema, { persist: true })
       }
-      if (next !== undefined && next !== '') return await reply.redirect(next, 303)
+      if (next !== null) return await reply.redirect(next, 303)
       return { schema: selected?.schema ?? null, name: selected?.name ?? null }
     })
   })
