@@ -31,6 +31,7 @@ export const BoardinghouseErrors = {
   UNAUTHENTICATED: define('FST_BH_UNAUTHENTICATED', 'Log in to select a schema', 401),
   FORBIDDEN_SCHEMA: define('FST_BH_FORBIDDEN_SCHEMA', 'You may not use schema "%s"', 403),
   CROSS_SITE: define('FST_BH_CROSS_SITE', 'Cross-site request refused: %s', 403),
+  INVALID_SWITCH_REQUEST: define('FST_BH_INVALID_SWITCH_REQUEST', 'Invalid switch request: %s', 400),
   INVALID_REDIRECT: define('FST_BH_INVALID_REDIRECT', 'Invalid redirect target %s: only a same-origin path is allowed', 400),
   TENANT_MODEL_NEEDS_SCHEMA: define('FST_BH_TENANT_MODEL_NEEDS_SCHEMA', 'Tenant models need a schema (--schema): %s', 400),
   INVALID_DUMP: define('FST_BH_INVALID_DUMP', 'Invalid dump data: %s', 400),

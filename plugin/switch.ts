@@ -67,6 +67,21 @@ export function isSafeNext (next: string): boolean {
   return safeRedirectPath(next) !== null
 }
 
+/**
+ * Refuses bodies whose `schema` or `next` is repeated (an array), an object, or sent as a bracketed
+ * form key (`schema[]=a`, `schema[x]=a`): body validation would strip or coerce them, and the
+ * request would silently read as a deselect.
+ */
+function assertPlainSwitchBody (body: unknown): void {
+  if (typeof body !== 'object' || body === null) return
+  for (const [key, value] of Object.entries(body)) {
+    if (/^(schema|next)\[/.test(key)) throw new BoardinghouseErrors.INVALID_SWITCH_REQUEST(`field ${describe(key)}: send "${key.slice(0, key.indexOf('['))}" once, as a plain value`)
+    if ((key === 'schema' || key === 'next') && typeof value === 'object' && value !== null) {
+      throw new BoardinghouseErrors.INVALID_SWITCH_REQUEST(`"${key}" must be ${key === 'schema' ? 'a string or null' : 'a string'}, sent once`)
+    }
+  }
+}
+
 export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteOptions): void {
   app.register(async function changeSchemaRoute (instance) {
     if (!instance.hasContentTypeParser('application/x-www-form-urlencoded')) {
@@ -84,7 +99,8 @@ export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteO
           },
           additionalProperties: false
         }
-      }
+      },
+      preValidation: async function plainSwitchBody (request) { assertPlainSwitchBody(request.body) }
     }, async function changeSchema (request: FastifyRequest<{ Body: SwitchBody }>, reply: FastifyReply) {
       assertSameSite(request, options.trustedOrigins)
       const tenancy = tenancyOf(request)

@@ -217,3 +217,28 @@ test('a stale selection is never replaced by auto-selection: revoke, deactivate,
     assert.deepEqual((await app.inject({ method: 'GET', url: '/whoami', headers: { cookie } })).json().tenant, { schema: other, name: other }, how)
   }
 })
+
+test('switch route: repeated or bracketed fields are refused (400), never read as a deselect', async (t) => {
+  const { bh, sequelize } = await setupBoardinghouse(t)
+  await bh.createSchema('acme')
+  await bh.createSchema('globex')
+  await bh.grant('acme', 1)
+  await bh.grant('globex', 1)
+  const app = await buildTestApp({ sequelize })
+  t.after(async () => { await app.close() })
+  const cookie = await login(app, 1)
+  assert.equal((await app.inject({ method: 'POST', url: '/__change_schema__', payload: { schema: 'acme' }, headers: { cookie } })).statusCode, 200)
+  const forms = ['schema[]=globex&schema[]=acme', 'schema[]=', 'schema[x]=globex', 'schema[=globex', 'schema=globex&schema=acme', 'schema=globex&next[]=/items', 'next[x]=/items&schema=globex', 'schema=globex&next=/a&next=/b']
+  for (const payload of forms) {
+    const res = await app.inject({ method: 'POST', url: '/__change_schema__', payload, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' } })
+    assert.equal(res.statusCode, 400, `${payload}: ${res.body}`)
+    assert.equal(res.json().code, 'FST_BH_INVALID_SWITCH_REQUEST', payload)
+  }
+  for (const payload of [{ schema: ['globex'] }, { schema: { x: 'globex' } }, { 'schema[]': 'globex' }, { schema: 'globex', next: ['/items'] }]) {
+    const res = await app.inject({ method: 'POST', url: '/__change_schema__', payload, headers: { cookie } })
+    assert.equal(res.statusCode, 400, `${JSON.stringify(payload)}: ${res.body}`)
+    assert.match(res.json().code, /^FST_(BH_INVALID_SWITCH_REQUEST|BH_INVALID_SCHEMA_NAME)$/, JSON.stringify(payload))
+  }
+  // nothing changed
+  assert.deepEqual((await app.inject({ method: 'GET', url: '/whoami', headers: { cookie } })).json().tenant, { schema: 'acme', name: 'acme' })
+})
