@@ -70,6 +70,7 @@ export class Boardinghouse {
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
     this.context.bindPath = this.options.bindPath
+    this.context.onSchemaGone ??= () => { this.registry.invalidate() }
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)
     this.migrator = new Migrator({
