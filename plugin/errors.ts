@@ -23,6 +23,7 @@ export const BoardinghouseErrors = {
   CLONE_UNSUPPORTED: define('FST_BH_CLONE_UNSUPPORTED', 'The template holds an object that cannot be cloned: %s', 500),
   MIGRATION_FAILED: define('FST_BH_MIGRATION_FAILED', 'Migration "%s" failed in schema "%s": %s', 500),
   TENANT_TABLE_IN_PUBLIC: define('FST_BH_TENANT_TABLE_IN_PUBLIC', 'Tenant table "%s" exists in schema public; tenant tables may only exist in tenant schemas', 500),
+  TEMPLATE_SHADOWS_SHARED: define('FST_BH_TEMPLATE_SHADOWS_SHARED', 'Table "%s" of shared model "%s" also exists in __template__: every schema would get a copy that raw queries read instead of the shared table', 500),
   SHARED_REFERENCES_TENANT: define('FST_BH_SHARED_REFERENCES_TENANT', 'Shared model "%s" has a foreign key to tenant model "%s"; a table in public cannot reference a table that exists once per schema', 500),
   UNKNOWN_MODEL: define('FST_BH_UNKNOWN_MODEL', 'Model "%s" is not defined on this Sequelize instance', 500),
   TRANSACTION_SCHEMA_MISMATCH: define('FST_BH_TRANSACTION_SCHEMA_MISMATCH', 'A transaction opened in schema "%s" was used while schema "%s" is active', 500),
