@@ -4,6 +4,7 @@
  * `error`, `message`).
  */
 import { STATUS_CODES } from 'node:http'
+import { ConnectionAcquireTimeoutError, ConnectionError } from 'sequelize'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { html, type Html } from './html.js'
 import { switchButton } from './views.js'
@@ -55,6 +56,13 @@ function explain (request: FastifyRequest, reply: FastifyReply, error: FastifyEr
   return { title: STATUS_CODES[status] ?? 'Error', text: html`<p>${error.message}</p>` }
 }
 
+/** The outage page: no layout (it would read the session and the schemas, from the database that is down). */
+async function sendOutagePage (reply: FastifyReply): Promise<FastifyReply> {
+  return await reply.code(503).header('retry-after', '5').header('content-type', 'text/html; charset=utf-8')
+    .header('content-security-policy', "default-src 'none'").header('cache-control', 'no-store')
+    .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Service unavailable</title></head><body><h1>Service unavailable</h1><p>${OUTAGE_MESSAGE}.</p></body></html>`)
+}
+
 /** Sends the HTML error page. */
 async function errorPage (request: FastifyRequest, reply: FastifyReply, error: FastifyError, status: number): Promise<FastifyReply> {
   const { title, text } = explain(request, reply, error, status)
@@ -64,9 +72,36 @@ async function errorPage (request: FastifyRequest, reply: FastifyReply, error: F
   return await sendPage(request, reply, { status, title, content, switchNext: request.method === 'GET' ? pathOf(request) : '/' })
 }
 
+/**
+ * Whether `error` (or what it wraps) says the database cannot be reached: Sequelize's connection
+ * errors, the driver's socket errors, and PostgreSQL's connection and shutdown classes (08, 57P0x).
+ */
+export function isDatabaseOutage (error: unknown): boolean {
+  const seen = new Set<unknown>()
+  let e: unknown = error
+  while (typeof e === 'object' && e !== null && !seen.has(e)) {
+    seen.add(e)
+    const x = e as { name?: unknown, code?: unknown, cause?: unknown, original?: unknown, parent?: unknown }
+    if (e instanceof ConnectionError || e instanceof ConnectionAcquireTimeoutError) return true
+    if (typeof x.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|08...|57P0[1-3]|55000)$/.test(x.code)) return true
+    e = x.original ?? x.parent ?? x.cause
+  }
+  return false
+}
+
+const OUTAGE_MESSAGE = 'The database is unavailable; try again in a moment'
+
 /** Installs the error and not-found handlers (before the plugins and routes, so they inherit them). */
 export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler(async function exampleErrors (error: FastifyError, request, reply) {
+    if (isDatabaseOutage(error)) {
+      // 503 and a generic message: the driver's own text (host, port, database name) stays in the log
+      request.log.error({ err: error }, 'database unavailable')
+      if (!wantsHtml(request)) {
+        return await reply.code(503).header('retry-after', '5').send({ statusCode: 503, code: 'EXAMPLE_DATABASE_UNAVAILABLE', error: 'Service Unavailable', message: OUTAGE_MESSAGE })
+      }
+      return await sendOutagePage(reply)
+    }
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     if (!wantsHtml(request)) throw error // Fastify's default handler: JSON with statusCode, code, error, message
     if (status >= 500) request.log.error({ err: error }, 'request failed')

@@ -4,7 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import createError from '@fastify/error'
-import type { RequestTenancy } from '../plugin/index.js'
+import { safeRedirectPath, type RequestTenancy } from '../plugin/index.js'
 import { CONTENT_SECURITY_POLICY, layout, type PageOptions, type SchemaView, type Viewer } from './views.js'
 
 declare module 'fastify' {
@@ -121,7 +121,7 @@ export function field (body: unknown, name: string): string {
   return typeof first === 'string' ? first : ''
 }
 
-/** A same-origin path (one leading slash, no scheme or host, no backslash or control characters), else `fallback`. */
+/** A same-origin path, encoded for a `Location` header (the library's `safeRedirectPath`), else `fallback`. */
 export function safePath (value: unknown, fallback: string): string {
-  return typeof value === 'string' && value.length <= 2048 && /^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/.test(value) ? value : fallback
+  return (typeof value === 'string' ? safeRedirectPath(value) : null) ?? fallback
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `boardinghouse` command (commander): migrate, and schema create / list / delete / grant /
+ * The `boardinghouse` command (commander): migrate, and schema create / list / delete / activate / grant /
  * revoke. The database comes from DATABASE_URL, the app's models and migration folders from a
  * config module (--config, default boardinghouse.config.* in the current directory).
  */
@@ -146,6 +146,14 @@ export function buildProgram (io: CliIO = defaultIO): Command {
       await withApi(async (bh) => {
         await bh.deleteSchema(name, { drop: opts.drop === true })
         io.out(opts.drop === true ? `dropped schema ${name}\n` : `deactivated schema ${name}\n`)
+      })
+    })
+  schema.command('activate <name>')
+    .description('reactivate a deactivated schema')
+    .action(async (name: string) => {
+      await withApi(async (bh) => {
+        await bh.activateSchema(name)
+        io.out(`activated schema ${name}\n`)
       })
     })
   schema.command('grant <name> <userId>')

@@ -46,6 +46,8 @@ export interface ContextState {
   bindPath: BindPathMode
   /** Also set `boardinghouse.user_id` and `boardinghouse.request_id` (read by the audit trigger) with every query. */
   audit: boolean
+  /** Called when a query failed because its schema no longer exists (dropped behind the cache): invalidates the registry. */
+  onSchemaGone?: (schema: string) => void
 }
 
 /**
@@ -104,6 +106,13 @@ const STATE = Symbol.for('fastify-boardinghouse.context-state')
 const transactionSchemas = new WeakMap<object, string | null>()
 /** Queries for which the hook opened a transaction (bindPath 'transaction'): afterQuery commits it. */
 const openedForBind = new WeakSet<object>()
+
+/** undefined_table or invalid_schema_name: what a query in a dropped schema fails with. */
+function missingRelationOrSchema (err: unknown): boolean {
+  const e = err as { original?: { code?: string }, parent?: { code?: string } }
+  const code = (e.original ?? e.parent)?.code
+  return code === '42P01' || code === '3F000'
+}
 
 function missingTenantTable (err: unknown, state: ContextState): string | null {
   const e = err as { original?: { code?: string, message?: string }, parent?: { code?: string, message?: string } }
@@ -182,9 +191,24 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
       }
       return await originalQuery(sql, options)
     } catch (err) {
-      const table = (store?.schema ?? null) === null ? missingTenantTable(err, state) : null
+      const schema = store?.schema ?? null
+      const table = schema === null ? missingTenantTable(err, state) : null
       if (table !== null) throw new BoardinghouseErrors.NO_SCHEMA(`"${table}" is a tenant table and exists only in tenant schemas`, { cause: err })
+      if (schema !== null && missingRelationOrSchema(err) && await schemaGone(schema)) {
+        // Dropped after this request was resolved from the cache (before the change notice came).
+        state.onSchemaGone?.(schema)
+        throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema, { cause: err })
+      }
       throw err
+    }
+  }
+  /** Whether `schema` is gone from the database (asked outside any transaction: the failed one is aborted). */
+  async function schemaGone (schema: string): Promise<boolean> {
+    try {
+      const rows = await originalQuery('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :schema', { replacements: { schema }, type: 'SELECT', transaction: null })
+      return Array.isArray(rows) && rows.length === 0
+    } catch {
+      return false // cannot tell: keep the original error
     }
   }
   patched.transaction = function transaction (...args: unknown[]) {

@@ -173,6 +173,10 @@ class Tenancy implements RequestTenancy {
   }
 }
 
+function isSafeMethod (method: string): boolean {
+  return method === 'GET' || method === 'HEAD'
+}
+
 /** `request.boardinghouse`. */
 export function tenancyOf (request: FastifyRequest): RequestTenancy {
   const tenancy = (request as RequestWithTenancy)[kTenancy]
@@ -216,10 +220,13 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
       if (typeof selected === 'string' && selected !== '' && tenancy.allowed(selected)) {
         tenancy.set(infoOf(snapshot.schemas.get(selected) as SchemaInfo), false)
       } else if (selected !== undefined && selected !== null) {
-        // Revoked, deactivated, dropped, or never valid: forget it, and go on with no schema.
+        // Revoked, deactivated, dropped, or never valid: forget it, and run THIS request with no
+        // schema. Never auto-select here: the request was meant for the stale schema (a POST for
+        // acme must not land in the user's other schema).
         tenancy.set(null, true)
-      }
-      if (store.schema === null && userId !== null) {
+      } else if (userId !== null && isSafeMethod(request.method)) {
+        // Auto-selection: only when the session holds no selection at all, and only on a safe
+        // (GET/HEAD) request, which shows the user where they are before any write can follow.
         const only = tenancy.onlyMembership()
         if (only !== null) tenancy.set(only, true)
       }

@@ -18,9 +18,47 @@ export interface SwitchRouteOptions {
 
 interface SwitchBody { schema?: string | null, next?: string }
 
-/** A same-origin path: starts with one slash, no scheme, no backslash, no control characters. */
+const REDIRECT_BASE = 'http://boardinghouse.invalid'
+
+/**
+ * A redirect target from user input (`next`), as the `Location` to send: a same-origin path (one
+ * leading slash, no scheme or host, no backslash, no control characters, at most 2048 characters),
+ * parsed as a WHATWG URL against a dummy origin, required to stay on that origin, and re-serialised
+ * (path, query, fragment) so that every character outside printable ASCII is percent-encoded: no
+ * input can make a header the runtime refuses. Dot segments are resolved first, and a result that
+ * would read as another host (`/.//evil.example` → `//evil.example`) is refused. Null when unsafe.
+ */
+export function safeRedirectPath (next: string): string | null {
+  if (next.length > 2048 || !/^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/.test(next)) return null
+  let url: URL
+  try {
+    url = new URL(next, REDIRECT_BASE)
+  } catch {
+    return null
+  }
+  if (url.origin !== REDIRECT_BASE) return null
+  const out = url.pathname + url.search + url.hash
+  return /^\/(?![/\\])[\x21-\x7e]*$/.test(out) ? out : null
+}
+
+/** Whether `next` is a same-origin path the switch route redirects to (see safeRedirectPath). */
 export function isSafeNext (next: string): boolean {
-  return /^\/(?![/\\])[^\\\u0000-\u001f\u007f]*$/.test(next) && next.length <= 2048
+  return safeRedirectPath(next) !== null
+}
+
+/**
+ * Refuses bodies whose `schema` or `next` is repeated (an array), an object, or sent as a bracketed
+ * form key (`schema[]=a`, `schema[x]=a`): body validation would strip or coerce them, and the
+ * request would silently read as a deselect.
+ */
+function assertPlainSwitchBody (body: unknown): void {
+  if (typeof body !== 'object' || body === null) return
+  for (const [key, value] of Object.entries(body)) {
+    if (/^(schema|next)\[/.test(key)) throw new BoardinghouseErrors.INVALID_SWITCH_REQUEST(`field ${describe(key)}: send "${key.slice(0, key.indexOf('['))}" once, as a plain value`)
+    if ((key === 'schema' || key === 'next') && typeof value === 'object' && value !== null) {
+      throw new BoardinghouseErrors.INVALID_SWITCH_REQUEST(`"${key}" must be ${key === 'schema' ? 'a string or null' : 'a string'}, sent once`)
+    }
+  }
 }
 
 export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteOptions): void {
@@ -40,21 +78,22 @@ export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteO
           },
           additionalProperties: false
         }
-      }
+      },
+      preValidation: async function plainSwitchBody (request) { assertPlainSwitchBody(request.body) }
     }, async function changeSchema (request: FastifyRequest<{ Body: SwitchBody }>, reply: FastifyReply) {
       assertSameSite(request, options.trustedOrigins)
       const tenancy = tenancyOf(request)
       if (tenancy.userId === null) throw new BoardinghouseErrors.UNAUTHENTICATED()
       const body = request.body ?? {}
-      const next = body.next
-      if (next !== undefined && next !== '' && !isSafeNext(next)) throw new BoardinghouseErrors.INVALID_REDIRECT(describe(next))
+      const next = body.next === undefined || body.next === '' ? null : safeRedirectPath(body.next)
+      if (next === null && body.next !== undefined && body.next !== '') throw new BoardinghouseErrors.INVALID_REDIRECT(describe(body.next))
       let selected: TenantInfo | null = null
       if (body.schema === undefined || body.schema === null || body.schema === '') {
         tenancy.deactivate({ persist: true })
       } else {
         selected = tenancy.activate(body.schema, { persist: true })
       }
-      if (next !== undefined && next !== '') return await reply.redirect(next, 303)
+      if (next !== null) return await reply.redirect(next, 303)
       return { schema: selected?.schema ?? null, name: selected?.name ?? null }
     })
   })

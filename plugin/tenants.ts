@@ -6,6 +6,7 @@ import { QueryTypes, type Model, type ModelStatic } from 'sequelize'
 import { defineModels, MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, type BoardinghouseModels, type UserId, type UserIdType } from '../models/index.js'
 import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './cache.js'
 import { generateCloneDDL, renderCloneDDL } from './clone/index.js'
+import { pinModelSchema } from './sequelize-internals.js'
 import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling, withConnection, type RawConnection } from './db.js'
@@ -73,6 +74,7 @@ export class Boardinghouse {
     this.context = installContextHooks(sequelize)
     applyPoolRecycling(sequelize)
     this.context.bindPath = this.options.bindPath
+    this.context.onSchemaGone ??= () => { this.registry.invalidate() }
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)
     this.migrator = new Migrator({
@@ -183,8 +185,13 @@ export class Boardinghouse {
     const tenantClasses = this.tenantModelClasses()
     const tenantTables = new Set(this.tenantTableNames())
     const tenantNames = new Set(tenantClasses.map((m) => m.name))
+    const sharedTables = new Map<string, string>()
     for (const model of Object.values(sequelize.models)) {
       if (tenantClasses.includes(model)) continue
+      // A shared model always reaches public, whatever the search_path (tenant first) holds.
+      if (typeof model.getTableName() === 'string') pinModelSchema(model, 'public')
+      const table = model.getTableName() as string | { tableName: string, schema?: string }
+      if (typeof table === 'object' && table.schema === 'public') sharedTables.set(table.tableName, model.name)
       for (const attribute of Object.values(model.getAttributes())) {
         const ref = (attribute as { references?: unknown }).references
         if (ref === undefined || ref === null) continue
@@ -206,6 +213,14 @@ export class Boardinghouse {
          WHERE n.nspname = 'public' AND c.relname IN (:tables) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1`,
         { replacements: { tables: [...tenantTables] }, type: QueryTypes.SELECT, logging: false }))
       if (found.length > 0) throw new BoardinghouseErrors.TENANT_TABLE_IN_PUBLIC((found[0] as { relname: string }).relname)
+    }
+    if (sharedTables.size > 0) {
+      const shadows = await runWithSchema(null, async () => await sequelize.query<{ relname: string }>(
+        `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = :template AND c.relname IN (:tables) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1`,
+        { replacements: { template: TEMPLATE_SCHEMA, tables: [...sharedTables.keys()] }, type: QueryTypes.SELECT, logging: false }))
+      const first = shadows[0]
+      if (first !== undefined) throw new BoardinghouseErrors.TEMPLATE_SHADOWS_SHARED(first.relname, sharedTables.get(first.relname) ?? '?')
     }
   }
 

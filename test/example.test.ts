@@ -12,7 +12,7 @@ import { Boardinghouse } from '../plugin/index.js'
 import { buildExampleApp } from '../example/app.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { seed } from '../example/seed.js'
-import { createTestDatabase, sequelizeFor } from './helpers.js'
+import { adminQuery, createTestDatabase, sequelizeFor } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SHARED = join(ROOT, 'example/migrations/shared')
@@ -109,4 +109,29 @@ test('npm run example with no DATABASE_URL starts an embedded PostgreSQL', async
   assert.ok(output.some((l) => l.includes('embedded PostgreSQL')), output.join('\n'))
   const res = await fetch(`${base}/me`)
   assert.deepEqual(await res.json(), { user: null, schema: null, schemas: [] })
+})
+
+test('the example answers a database outage with 503 and a generic message, never the driver\'s error', async (t) => {
+  const url = await createTestDatabase(t)
+  const sequelize = sequelizeFor(t, url)
+  const models = defineExampleModels(sequelize)
+  const bh = new Boardinghouse({ sequelize, tenantModels: ['Item'], sharedMigrations: SHARED, tenantMigrations: TENANT })
+  await bh.migrate()
+  await seed(bh, models)
+  const app = await buildExampleApp({ sequelize, sessionSecret: 's'.repeat(40) })
+  t.after(async () => { await app.close() })
+  const bob = (await loginAs(app, 'bob')).cookie
+  assert.equal((await app.inject({ method: 'GET', url: '/items', headers: { cookie: bob } })).statusCode, 200)
+  const database = new URL(url).pathname.slice(1)
+  await adminQuery(`ALTER DATABASE "${database}" WITH ALLOW_CONNECTIONS false`)
+  await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database}'`)
+  for (const [path, accept] of [['/items', 'application/json'], ['/me', 'application/json'], ['/app/items', 'text/html']] as const) {
+    const res = await app.inject({ method: 'GET', url: path, headers: { cookie: bob, accept } })
+    assert.equal(res.statusCode, 503, `${path}: ${res.body.slice(0, 300)}`)
+    assert.doesNotMatch(res.body, /ECONNREFUSED|accepting connections|terminat|SequelizeConnection|pg_/i, path)
+    if (accept === 'application/json') assert.equal(res.json().code, 'EXAMPLE_DATABASE_UNAVAILABLE')
+    else assert.match(res.body, /database is unavailable/i)
+  }
+  await adminQuery(`ALTER DATABASE "${database}" WITH ALLOW_CONNECTIONS true`)
+  assert.equal((await app.inject({ method: 'GET', url: '/items', headers: { cookie: bob } })).statusCode, 200, 'back once the database is')
 })

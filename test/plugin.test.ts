@@ -130,7 +130,8 @@ test('the request layer', async (t) => {
     await change(alice, { schema: 'acme' })
     assert.equal((await get('/items', alice)).json().schema, 'acme')
     await bh.revoke('acme', 1)
-    // the very next request: acme is forgotten; with one schema left, alice gets globex selected
+    // the very next request: acme is forgotten and it runs with none; only a later GET selects the one schema left
+    assert.equal((await get('/items', alice)).json().code, 'FST_BH_NO_SCHEMA')
     assert.deepEqual((await get('/items', alice)).json(), { schema: 'globex', titles: ['globex:first'] })
     await bh.grant('acme', 1)
     await change(admin, { schema: 'initech' })
@@ -166,7 +167,9 @@ test('the request layer', async (t) => {
       await app.inject({ method: 'POST', url: '/test/session-schema', payload: { value }, headers: { cookie: bob } })
       const res = await get('/whoami', bob)
       assert.equal(res.statusCode, 200)
-      assert.deepEqual(res.json().tenant, { schema: 'globex', name: 'globex' }, JSON.stringify(value))
+      // a value that is not a usable selection is forgotten: this request runs with none, the next GET auto-selects
+      assert.equal(res.json().tenant, null, JSON.stringify(value))
+      assert.deepEqual((await get('/whoami', bob)).json().tenant, { schema: 'globex', name: 'globex' }, JSON.stringify(value))
     }
   })
 
@@ -181,4 +184,61 @@ test('the request layer', async (t) => {
     }
     assert.equal(queries, 0)
   })
+})
+
+test('a stale selection is never replaced by auto-selection: revoke, deactivate, drop, and the POST meant for it is refused', async (t) => {
+  const { bh, sequelize } = await setupBoardinghouse(t)
+  const Item = sequelize.models.Item as NonNullable<typeof sequelize.models.Item>
+  const app = await buildTestApp({ sequelize })
+  t.after(async () => { await app.close() })
+  const stalers: Array<[string, (schema: string, user: number) => Promise<void>]> = [
+    ['revoke', async (s, u) => { await bh.revoke(s, u) }],
+    ['deactivate', async (s) => { await bh.deleteSchema(s) }],
+    ['drop', async (s) => { await bh.deleteSchema(s, { drop: true }) }]
+  ]
+  for (const [i, [how, makeStale]] of stalers.entries()) {
+    const [held, other, user] = [`held_${how}`, `other_${how}`, 10 + i]
+    await bh.createSchema(held)
+    await bh.createSchema(other)
+    await bh.grant(held, user)
+    await bh.grant(other, user)
+    const cookie = await login(app, user)
+    const post = async () => await app.inject({ method: 'POST', url: '/items', payload: { title: 'CONFIDENTIAL' }, headers: { cookie } })
+    assert.equal((await app.inject({ method: 'POST', url: '/__change_schema__', payload: { schema: held }, headers: { cookie } })).statusCode, 200)
+    await makeStale(held, user)
+    // the request that finds its selection stale runs with none, and so does every later unsafe one
+    for (let k = 0; k < 2; k++) {
+      const res = await post()
+      assert.equal(res.statusCode, 400, `${how}: ${res.body}`)
+      assert.equal(res.json().code, 'FST_BH_NO_SCHEMA', how)
+    }
+    assert.deepEqual(await bh.runInSchema(other, async () => (await Item.findAll()).map((r) => r.get('title'))), [], `${how}: nothing landed in ${other}`)
+    // only a later safe request (GET) selects the one schema left, and the user sees it
+    assert.deepEqual((await app.inject({ method: 'GET', url: '/whoami', headers: { cookie } })).json().tenant, { schema: other, name: other }, how)
+  }
+})
+
+test('switch route: repeated or bracketed fields are refused (400), never read as a deselect', async (t) => {
+  const { bh, sequelize } = await setupBoardinghouse(t)
+  await bh.createSchema('acme')
+  await bh.createSchema('globex')
+  await bh.grant('acme', 1)
+  await bh.grant('globex', 1)
+  const app = await buildTestApp({ sequelize })
+  t.after(async () => { await app.close() })
+  const cookie = await login(app, 1)
+  assert.equal((await app.inject({ method: 'POST', url: '/__change_schema__', payload: { schema: 'acme' }, headers: { cookie } })).statusCode, 200)
+  const forms = ['schema[]=globex&schema[]=acme', 'schema[]=', 'schema[x]=globex', 'schema[=globex', 'schema=globex&schema=acme', 'schema=globex&next[]=/items', 'next[x]=/items&schema=globex', 'schema=globex&next=/a&next=/b']
+  for (const payload of forms) {
+    const res = await app.inject({ method: 'POST', url: '/__change_schema__', payload, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' } })
+    assert.equal(res.statusCode, 400, `${payload}: ${res.body}`)
+    assert.equal(res.json().code, 'FST_BH_INVALID_SWITCH_REQUEST', payload)
+  }
+  for (const payload of [{ schema: ['globex'] }, { schema: { x: 'globex' } }, { 'schema[]': 'globex' }, { schema: 'globex', next: ['/items'] }]) {
+    const res = await app.inject({ method: 'POST', url: '/__change_schema__', payload, headers: { cookie } })
+    assert.equal(res.statusCode, 400, `${JSON.stringify(payload)}: ${res.body}`)
+    assert.match(res.json().code, /^FST_(BH_INVALID_SWITCH_REQUEST|BH_INVALID_SCHEMA_NAME)$/, JSON.stringify(payload))
+  }
+  // nothing changed
+  assert.deepEqual((await app.inject({ method: 'GET', url: '/whoami', headers: { cookie } })).json().tenant, { schema: 'acme', name: 'acme' })
 })
