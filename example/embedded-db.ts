@@ -58,7 +58,10 @@ function oneLine (text: string): string {
 }
 
 function reasonOf (err: unknown): string {
-  if (err instanceof Error) return oneLine(`${(err as NodeJS.ErrnoException).code !== undefined ? `${(err as NodeJS.ErrnoException).code as string}: ` : ''}${err.message}`)
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code
+    return oneLine(typeof code === 'string' && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message)
+  }
   return oneLine(String(err))
 }
 
@@ -158,7 +161,11 @@ function reachableBinaries (user: ServerUser | null, log: (line: string) => void
 /** The data folder: `dir`, or, when the server user cannot reach its parent, one in the shared folder. */
 function reachableDataDir (dir: string, user: ServerUser | null, log: (line: string) => void, label: string): string {
   const wanted = resolve(dir)
-  mkdirSync(dirname(wanted), { recursive: true })
+  try {
+    mkdirSync(dirname(wanted), { recursive: true })
+  } catch (err) {
+    throw new EmbeddedPostgresError(`cannot create the data folder ${label}: ${reasonOf(err)}`)
+  }
   if (canEnter(dirname(wanted), user)) return wanted
   const moved = join(sharedFolder(), `data-${createHash('sha256').update(wanted).digest('hex').slice(0, 16)}`)
   log(`the postgres user cannot reach ${label}: its PostgreSQL data is in ${moved}`)
