@@ -7,8 +7,7 @@ import { boardinghouse } from './plugin.js'
 
 const plugin = fp(boardinghouse, {
   fastify: '5.x',
-  name: 'fastify-boardinghouse',
-  dependencies: ['@fastify/session']
+  name: 'fastify-boardinghouse'
 })
 
 export default plugin
