@@ -11,12 +11,12 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { QueryTypes, Sequelize as SequelizeClass, type Sequelize } from 'sequelize'
+import { QueryTypes, type Sequelize } from 'sequelize'
 import { Umzug, memoryStorage } from 'umzug'
 import { Boardinghouse } from '../plugin/tenants.js'
 import { runWithSchema } from '../plugin/context.js'
 import { TEMPLATE_SCHEMA, quoteIdent } from '../plugin/names.js'
-import type { MigrationContext } from '../plugin/migrator.js'
+import { SequelizeWithDataTypes, type MigrationContext } from '../plugin/migrator.js'
 import { GUARD_TRIGGER_PREFIX } from '../plugin/clone.js'
 import { log, makeSequelize, median, migrationFolder, percentile, promisePool, round1, runBench, serverVersion, timed, withBenchDatabase, elapsedSeconds, tenantCount, createSchemaTolerant } from './common.js'
 
@@ -70,7 +70,7 @@ async function migrateFreshSchema (sequelize: Sequelize, schema: string, migrati
         await sequelize.query(`CREATE SCHEMA ${quoteIdent(schema)}`)
         const context: MigrationContext = {
           queryInterface: sequelize.getQueryInterface(),
-          Sequelize: SequelizeClass,
+          Sequelize: SequelizeWithDataTypes,
           sequelize,
           schema,
           isTemplate: false,
