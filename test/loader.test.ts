@@ -33,7 +33,7 @@ test('without tsx, .ts configs and migrations are refused with FST_BH_TYPESCRIPT
   const work = mkdtempSync(join(ROOT, 'test/.artifacts/loader-'))
   t.after(() => { rmSync(work, { recursive: true, force: true }) })
   const build = join(work, 'build')
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', build, '--sourceMap', 'false', '--declaration', 'false'], { encoding: 'utf8' })
+  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', build, '--sourceMap', 'false', '--inlineSources', 'false', '--declaration', 'false'], { encoding: 'utf8' })
   assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr)
   // laid out as the package is: <root>/dist/plugin/*.js finds the library's migrations at <root>/migrations
   cpSync(join(ROOT, 'migrations'), join(work, 'migrations'), { recursive: true })
