@@ -180,10 +180,10 @@ export function migrationFolder (prefix: string): { dir: string, write: (name: s
 
 /** Runs `main`, prints its result as the last line of output (JSON), and sets the exit code. */
 export function runBench (title: string, main: () => Promise<Record<string, unknown>>): void {
-  log(`${title}: start`)
+  log(`${title}: start (Node ${process.version}, ${process.platform}-${process.arch})`)
   main().then((result) => {
     log(`${title}: done in ${elapsedSeconds().toFixed(1)} s wall`)
-    console.log(JSON.stringify(result))
+    console.log(JSON.stringify({ node: process.version, ...result }))
   }, (err: unknown) => {
     console.error(err)
     log(`${title}: FAILED after ${elapsedSeconds().toFixed(1)} s`)

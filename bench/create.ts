@@ -1,6 +1,6 @@
 /**
  * bench:create: how long `createSchema` takes with the 26-table fixture template
- * (../shared/fixtures/bench-tenant-template.sql, DESIGN.md §3), at ~0 and at 1,000 tenants, against
+ * (test/fixtures/bench-tenant-template.sql, DESIGN.md §3), at ~0 and at 1,000 tenants, against
  * the baseline of bringing a fresh schema to the same state by running the tenant migration.
  *
  *   npm run bench:create        (DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres;
@@ -11,18 +11,18 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { QueryTypes, Sequelize as SequelizeClass, type Sequelize } from 'sequelize'
+import { QueryTypes, type Sequelize } from 'sequelize'
 import { Umzug, memoryStorage } from 'umzug'
 import { Boardinghouse } from '../plugin/tenants.js'
 import { runWithSchema } from '../plugin/context.js'
 import { TEMPLATE_SCHEMA, quoteIdent } from '../plugin/names.js'
-import type { MigrationContext } from '../plugin/migrator.js'
+import { SequelizeWithDataTypes, type MigrationContext } from '../plugin/migrator.js'
 import { GUARD_TRIGGER_PREFIX } from '../plugin/clone/index.js'
 import { log, makeSequelize, median, migrationFolder, percentile, promisePool, round1, runBench, serverVersion, timed, withBenchDatabase, elapsedSeconds, tenantCount, createSchemaTolerant } from './common.js'
 
-const TEMPLATE_SQL = fileURLToPath(new URL('../../shared/fixtures/bench-tenant-template.sql', import.meta.url))
-const PUBLIC_SQL = fileURLToPath(new URL('../../shared/fixtures/bench-public.sql', import.meta.url))
-const FINGERPRINT_SQL = fileURLToPath(new URL('../../shared/fixtures/schema-fingerprint.sql', import.meta.url))
+const TEMPLATE_SQL = fileURLToPath(new URL('../test/fixtures/bench-tenant-template.sql', import.meta.url))
+const PUBLIC_SQL = fileURLToPath(new URL('../test/fixtures/bench-public.sql', import.meta.url))
+const FINGERPRINT_SQL = fileURLToPath(new URL('../test/fixtures/schema-fingerprint.sql', import.meta.url))
 
 const SERIAL_RUNS = 30
 const BASELINE_RUNS = 10
@@ -70,7 +70,7 @@ async function migrateFreshSchema (sequelize: Sequelize, schema: string, migrati
         await sequelize.query(`CREATE SCHEMA ${quoteIdent(schema)}`)
         const context: MigrationContext = {
           queryInterface: sequelize.getQueryInterface(),
-          Sequelize: SequelizeClass,
+          Sequelize: SequelizeWithDataTypes,
           sequelize,
           schema,
           isTemplate: false,
@@ -91,7 +91,7 @@ async function migrateFreshSchema (sequelize: Sequelize, schema: string, migrati
 }
 
 /**
- * Rows of compare_to_template(schema) (../shared/fixtures/schema-fingerprint.sql): empty for a
+ * Rows of compare_to_template(schema) (test/fixtures/schema-fingerprint.sql): empty for a
  * correct copy of the template. The template's row guard triggers are expected to be missing
  * from tenants (tenants hold rows): those rows are left out.
  */

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/index.js'
 import { buildExampleApp } from './app.js'
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js'
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-db.js'
 import { loadConfig, optionsFromConfig } from '../plugin/config.js'
 import { defineExampleModels } from './models/index.js'
 import { DEMO_USERS, seed } from './seed.js'
@@ -22,8 +22,14 @@ if (url === undefined || url === '') {
   mkdirSync(dir, { recursive: true })
   chmodSync(dir, 0o777)
   console.log(`DATABASE_URL is unset: starting an embedded PostgreSQL (data in ${dir})`)
-  embedded = await startEmbeddedPostgres({ dir: join(dir, 'pg'), persistent: true, log: console.error })
+  try {
+    embedded = await startEmbeddedPostgres({ dir: join(dir, 'pg'), persistent: true, label: process.env.EXAMPLE_DATA_DIR ?? 'example/.data', log: console.log })
+  } catch (err) {
+    console.error(`npm run example: the embedded PostgreSQL did not start: ${err instanceof EmbeddedPostgresError ? err.message : String(err)}`)
+    process.exit(1)
+  }
   url = embedded.url
+  console.log(`embedded PostgreSQL ready: DATABASE_URL=${url} (e.g. DATABASE_URL=${url} npm run cli -- schema list)`)
 }
 
 const sequelize = new Sequelize(url, { logging: false, pool: { max: 10 } })

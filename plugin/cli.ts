@@ -4,10 +4,10 @@
  * revoke. The database comes from DATABASE_URL, the app's models and migration folders from a
  * config module (--config, default boardinghouse.config.* in the current directory).
  */
-import { createWriteStream, realpathSync, renameSync, rmSync } from 'node:fs'
+import { createWriteStream, existsSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs'
 import { once } from 'node:events'
 import { Writable } from 'node:stream'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import cliProgress from 'cli-progress'
 import { Sequelize } from 'sequelize'
@@ -78,10 +78,31 @@ function progressReporter (io: CliIO): { onProgress: (p: MigrateProgress) => voi
   }
 }
 
+/** This package's version (package.json is one folder up from plugin/ in source, two from dist/plugin/). */
+export function packageVersion (): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    const path = fileURLToPath(new URL(rel, import.meta.url))
+    if (!existsSync(path)) continue
+    const pkg = JSON.parse(readFileSync(path, 'utf8')) as { name?: string, version?: string }
+    if (pkg.name === 'fastify-boardinghouse' && typeof pkg.version === 'string') return pkg.version
+  }
+  return 'unknown'
+}
+
+const ENVIRONMENT_HELP = `
+Environment:
+  DATABASE_URL  the PostgreSQL database, e.g. postgres://user:password@host:5432/app (required by every command)
+
+The config module (${'`'}--config${'`'}) names the app's models and migration folders; .js, .mjs and .cjs load as they are,
+.ts/.mts/.cts need tsx (npm install --save-dev tsx).
+`
+
 export function buildProgram (io: CliIO = defaultIO): Command {
   const program = new Command('boardinghouse')
     .description('Postgres schema-per-tenant multi-tenancy for Fastify and Sequelize')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('-c, --config <path>', 'config module (default: boardinghouse.config.* in the current directory)')
+    .addHelpText('after', ENVIRONMENT_HELP)
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError()
@@ -238,10 +259,5 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
 
 const invoked = process.argv[1]
 if (invoked !== undefined && import.meta.url === pathToFileURL(realpathSync(invoked)).href) {
-  // Config modules and migrations may be TypeScript: load them through tsx when not already.
-  try {
-    const { register } = await import('tsx/esm/api')
-    register()
-  } catch {}
   process.exitCode = await main(process.argv.slice(2))
 }

@@ -1,11 +1,11 @@
 /** The CLI's config module: where the app's models and migration folders are. */
 import { existsSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { Options as SequelizeOptions, Sequelize } from 'sequelize'
 import type { BoardinghouseOptions } from './options.js'
 import type { UserIdType } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
+import { importFile } from './loader.js'
 
 export interface BoardinghouseConfig {
   /** Defines the app's models on the Sequelize instance the CLI creates from DATABASE_URL. */
@@ -42,7 +42,7 @@ export async function loadConfig (path: string | undefined, cwd = process.cwd())
   if (found === undefined) {
     throw new BoardinghouseErrors.CONFIG_NOT_FOUND(path !== undefined ? candidates[0] as string : `none of ${DEFAULT_CONFIG_NAMES.join(', ')} in ${cwd}`)
   }
-  const imported = await import(pathToFileURL(found).href) as { default?: unknown }
+  const imported = await importFile(found) as { default?: unknown }
   const raw = (imported.default ?? imported) as BoardinghouseConfig | (() => BoardinghouseConfig | Promise<BoardinghouseConfig>)
   const config = typeof raw === 'function' ? await raw() : raw
   if (typeof config !== 'object' || config === null) throw new BoardinghouseErrors.INVALID_OPTION(`config module ${found} must export an object`)

@@ -7,8 +7,7 @@ import { boardinghouse } from './plugin.js'
 
 const plugin = fp(boardinghouse, {
   fastify: '5.x',
-  name: 'fastify-boardinghouse',
-  dependencies: ['@fastify/session']
+  name: 'fastify-boardinghouse'
 })
 
 export default plugin
@@ -28,7 +27,7 @@ export type { BoardinghouseErrorCode } from './errors.js'
 export { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName, quoteIdent, schemaNameProblem } from './names.js'
 export { currentSchema } from './context.js'
 export { safeRedirectPath } from './switch.js'
-export { defineConfig } from './config.js'
-export type { BoardinghouseConfig } from './config.js'
+export { defineConfig, loadConfig, optionsFromConfig } from './config.js'
+export type { BoardinghouseConfig, LoadedConfig } from './config.js'
 export { defineModels } from '../models/index.js'
 export type { BoardinghouseModels, MembershipAttributes, SchemaAttributes, UserId, UserIdType } from '../models/index.js'

@@ -14,14 +14,15 @@
  */
 import { readdir } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { existsSync } from 'node:fs'
-import { QueryTypes, Sequelize as SequelizeClass, type QueryInterface, type Sequelize, type Transaction } from 'sequelize'
+import { QueryTypes, Sequelize as SequelizeClass, type DataTypes, type QueryInterface, type Sequelize, type Transaction } from 'sequelize'
 import { SequelizeStorage, Umzug, type MigrationParams, type RunnableMigration, type UmzugStorage } from 'umzug'
 import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../models/index.js'
 import { runWithSchema } from './context.js'
 import { poolMax, withOwnConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
+import { importFile } from './loader.js'
 import { GUARD_TRIGGER_PREFIX } from './clone/index.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
 
@@ -32,8 +33,8 @@ export const GUARD_TRIGGER = `${GUARD_TRIGGER_PREFIX}_template_guard`
 /** What a migration receives as `context` (umzug style: `up({ context })`). */
 export interface MigrationContext {
   queryInterface: QueryInterface
-  /** The Sequelize class (for DataTypes), as sequelize-cli passes it. */
-  Sequelize: typeof SequelizeClass
+  /** The Sequelize class, with the DataTypes on it (`Sequelize.STRING`), as sequelize-cli passes it. */
+  Sequelize: typeof SequelizeClass & typeof DataTypes
   sequelize: Sequelize
   /** The schema being migrated: 'public' for shared migrations. */
   schema: string
@@ -43,6 +44,9 @@ export interface MigrationContext {
   transaction: Transaction
   options: { userIdType: UserIdType }
 }
+
+/** The Sequelize class typed with the DataTypes it carries (Sequelize.STRING…), for MigrationContext. */
+export const SequelizeWithDataTypes = SequelizeClass as typeof SequelizeClass & typeof DataTypes
 
 export type MigrationPhase = 'shared' | 'template' | 'tenants'
 
@@ -100,7 +104,7 @@ export async function loadMigrations (folder: string | undefined): Promise<Loade
   const loaded: LoadedMigration[] = []
   for (const file of files) {
     const path = join(dir, file)
-    const imported = await import(pathToFileURL(path).href) as Record<string, unknown> & { default?: Record<string, unknown> }
+    const imported = await importFile(path) as Record<string, unknown> & { default?: Record<string, unknown> }
     const mod = (typeof imported.up === 'function' ? imported : imported.default) as LoadedMigration['module'] | undefined
     if (mod === undefined || typeof mod.up !== 'function') {
       throw new BoardinghouseErrors.INVALID_OPTION(`migration ${path} exports no up() function`)
@@ -301,7 +305,7 @@ export class Migrator {
     const { sequelize } = this.deps
     return {
       queryInterface: schemaQueryInterface(sequelize.getQueryInterface(), schema),
-      Sequelize: SequelizeClass,
+      Sequelize: SequelizeWithDataTypes,
       sequelize,
       schema,
       isTemplate: schema === TEMPLATE_SCHEMA,

@@ -4,12 +4,12 @@
  * with other processes (plugin/notify.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type {} from '@fastify/session'
 import type { UserId } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import type { BoardinghouseOptions } from './options.js'
 import { resolveSchemaHook, tenancyOf, type BoardinghouseRouteConfig, type RequestTenancy, type SchemaResolver, type TenantInfo } from './request.js'
 import { registerSwitchRoute } from './switch.js'
+import { assertSessionAvailable, sessionOf } from './session.js'
 import type { AuditEntry } from './audit.js'
 import { Boardinghouse } from './tenants.js'
 
@@ -25,7 +25,8 @@ declare module 'fastify' {
     boardinghouse: RequestTenancy
   }
   interface Session {
-    /** The schema selected for this session (written by the switch route). */
+    // merges with the Session of @fastify/session (or of @fastify/secure-session's SessionData) when present
+  /** The schema selected for this session (written by the switch route). */
     boardinghouseSchema?: string | null
   }
   interface FastifyContextConfig {
@@ -41,10 +42,15 @@ export interface BoardinghousePluginOptions extends BoardinghouseOptions {
   isAdmin?: (request: FastifyRequest, userId: UserId) => boolean | Promise<boolean>
   /** Resolves a request's schema by other means (subdomain, header); not stored in the session. @default undefined */
   schemaFrom?: SchemaResolver
-  /** Path of the switch route, or false for none. @default '/__change_schema__' */
+  /** Path of the switch route (it stores the choice in the session), or false for none. @default '/__change_schema__' */
   changeSchemaRoute?: string | false
   /** Origins besides the request's own that may post to the switch route. @default [] */
   trustedOrigins?: string[]
+  /**
+   * Keep the selected schema in the session (`request.session.get/set`, from any session plugin:
+   * @fastify/session, @fastify/secure-session); false: only `schemaFrom` and links select one. @default true
+   */
+  sessionSchema?: boolean
   /** LISTEN for changes made by other processes. @default true */
   listen?: boolean
   /** Query parameter that opens a GET request in a schema, for that request only (audit log links), or false. @default '__schema' */
@@ -53,11 +59,10 @@ export interface BoardinghousePluginOptions extends BoardinghouseOptions {
   objectUrl?: (entry: AuditEntry) => string | null
 }
 
-const PLUGIN_KEYS = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'listen', 'schemaLinkParam', 'objectUrl'])
+const PLUGIN_KEYS = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'sessionSchema', 'listen', 'schemaLinkParam', 'objectUrl'])
 
 function defaultGetUserId (request: FastifyRequest): UserId | null | undefined {
-  const session = request.session as unknown as { get?: (key: string) => unknown } | undefined
-  const value = session?.get?.('userId')
+  const value = sessionOf(request)?.get('userId')
   return typeof value === 'string' || typeof value === 'number' ? value : null
 }
 
@@ -85,6 +90,10 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
     throw new BoardinghouseErrors.INVALID_OPTION('schemaLinkParam must be a query parameter name or false')
   }
   const objectUrl = optionalFunction<(entry: AuditEntry) => string | null>(options.objectUrl, 'objectUrl')
+  if (options.sessionSchema !== undefined && typeof options.sessionSchema !== 'boolean') throw new BoardinghouseErrors.INVALID_OPTION('sessionSchema must be a boolean')
+  const sessionSchema = options.sessionSchema ?? true
+  if (route !== false && !sessionSchema) throw new BoardinghouseErrors.INVALID_OPTION('changeSchemaRoute stores the choice in the session: it needs sessionSchema (or set changeSchemaRoute: false)')
+  assertSessionAvailable(app, [...(sessionSchema ? ['sessionSchema (the selection kept in the session)'] : []), ...(route !== false ? ['changeSchemaRoute (the switch route)'] : [])])
 
   const bh = new Boardinghouse(options, PLUGIN_KEYS)
   await bh.check()
@@ -98,7 +107,7 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
   app.decorateRequest('boardinghouse', {
     getter (this: FastifyRequest) { return tenancyOf(this) }
   })
-  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins }))
+  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema }))
   if (route !== false) registerSwitchRoute(app, { path: route, trustedOrigins })
   app.addHook('onClose', async function stopListening () { await bh.close() })
 }

@@ -13,6 +13,7 @@ import { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName } from './names.js
 import type { Boardinghouse } from './tenants.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 import { assertSameSite } from './same-site.js'
+import { requireSession, sessionOf } from './session.js'
 
 /** What `request.tenant` holds: the active schema. */
 export interface TenantInfo {
@@ -73,6 +74,8 @@ export interface RequestOptions {
   schemaLinkParam: string | false
   objectUrl: ((entry: AuditEntry) => string | null) | undefined
   trustedOrigins: readonly string[]
+  /** Keep the selected schema in the session (needs a session plugin). */
+  sessionSchema: boolean
 }
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
@@ -169,7 +172,10 @@ class Tenancy implements RequestTenancy {
   set (info: TenantInfo | null, persist: boolean): void {
     setStoreSchema(this.store, info?.schema ?? null)
     this.request.tenant = info
-    if (persist) this.request.session.set('boardinghouseSchema', info?.schema ?? null)
+    if (persist) {
+      if (!this.options.sessionSchema) throw new BoardinghouseErrors.INVALID_OPTION('persist: true needs the sessionSchema option')
+      requireSession(this.request).set('boardinghouseSchema', info?.schema ?? null)
+    }
   }
 }
 
@@ -215,8 +221,7 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
       assertSameSite(request, options.trustedOrigins)
       tenancy.set(tenancy.check(linked), false)
     } else {
-      const session = request.session as { get?: (key: 'boardinghouseSchema') => unknown } | undefined
-      const selected = session?.get?.('boardinghouseSchema')
+      const selected = options.sessionSchema ? sessionOf(request)?.get('boardinghouseSchema') : undefined
       if (typeof selected === 'string' && selected !== '' && tenancy.allowed(selected)) {
         tenancy.set(infoOf(snapshot.schemas.get(selected) as SchemaInfo), false)
       } else if (selected !== undefined && selected !== null) {
@@ -228,7 +233,7 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
         // Auto-selection: only when the session holds no selection at all, and only on a safe
         // (GET/HEAD) request, which shows the user where they are before any write can follow.
         const only = tenancy.onlyMembership()
-        if (only !== null) tenancy.set(only, true)
+        if (only !== null) tenancy.set(only, options.sessionSchema && sessionOf(request) !== undefined)
       }
     }
     if (route?.requireSchema === true && store.schema === null) {

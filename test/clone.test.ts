@@ -1,6 +1,6 @@
 /**
  * plugin/clone.ts: the DDL generated from the template's catalog recreates it exactly in a new
- * schema (checked with ../shared/fixtures/schema-fingerprint.sql plus a few checks of our own), on
+ * schema (checked with test/fixtures/schema-fingerprint.sql plus a few checks of our own), on
  * the 26-table bench fixture plus tricky objects added here.
  */
 import { test, type TestContext } from 'node:test'
@@ -11,7 +11,7 @@ import { connect, createTestDatabase } from './helpers.js'
 import { CloneUnsupportedError, GUARD_TRIGGER_PREFIX, generateCloneDDL, renderCloneDDL, splitSettingList } from '../plugin/clone/index.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
 
-const fixture = (name: string): string => readFileSync(new URL(`../../shared/fixtures/${name}`, import.meta.url), 'utf8')
+const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')
 
 /** Objects the bench fixture lacks, each a trap for a naive clone. Run with search_path = "__template__", public. */
 function trickyTemplate (version: number): string {

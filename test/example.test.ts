@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
 import { Boardinghouse } from '../plugin/index.js'
 import { buildExampleApp } from '../example/app.js'
 import { defineExampleModels } from '../example/models/index.js'
@@ -107,6 +108,13 @@ test('npm run example with no DATABASE_URL starts an embedded PostgreSQL', async
   const { base, output } = await runExample(t, env)
   t.after(() => { rmSync(dir, { recursive: true, force: true }) }) // after the example has stopped
   assert.ok(output.some((l) => l.includes('embedded PostgreSQL')), output.join('\n'))
+  const printed = output.map((l) => /DATABASE_URL=(postgres:\/\/\S+)/.exec(l)?.[1]).find((u) => u !== undefined)
+  assert.ok(printed !== undefined, `the example prints its database URL: ${output.join('\n')}`)
+  const client = new pg.Client({ connectionString: printed })
+  await client.connect()
+  const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM public.boardinghouse_schema')
+  await client.end()
+  assert.equal(rows[0]?.n, '2', 'the printed URL is the database the example seeded')
   const res = await fetch(`${base}/me`)
   assert.deepEqual(await res.json(), { user: null, schema: null, schemas: [] })
 })

@@ -19,3 +19,132 @@ test('the README gives the two commands and the test command', () => {
   assert.match(readme, /npm install && npm run example/)
   assert.match(readme, /^npm test/m)
 })
+
+/*
+ * Every ```ts block of the README is code a user copies: each is written to a consumer app (a block
+ * starting with `// <path>.ts` is that file, any other is a script), type-checked with a
+ * consumer's strict settings (module NodeNext, strict, skipLibCheck false) against the package's
+ * own types, and run against a real database: the scripts, and the CLI with the README's config.
+ */
+interface Block { heading: string, file: string, code: string }
+
+function readmeBlocks (): Block[] {
+  const blocks: Block[] = []
+  let heading = ''
+  let n = 0
+  const lines = readme.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string
+    if (/^#{2,3} /.test(line)) heading = line.replace(/^#+ /, '')
+    if (line !== '```ts') continue
+    const body: string[] = []
+    for (i++; i < lines.length && lines[i] !== '```'; i++) body.push(lines[i] as string)
+    const code = body.join('\n') + '\n'
+    const named = /^\/\/ ([\w./-]+\.ts)$/.exec(body[0] ?? '')
+    blocks.push({ heading, file: named !== null ? named[1] as string : `readme-${++n}-${heading.toLowerCase().replace(/[^a-z]+/g, '-').replace(/^-|-$/g, '')}.ts`, code })
+  }
+  return blocks
+}
+
+// Code around the README's fragments (blocks that use a `bh` set up elsewhere), by heading.
+const PRELUDES: Record<string, string> = {
+  API: `import { createWriteStream } from 'node:fs'
+import { once } from 'node:events'
+import { Sequelize } from 'sequelize'
+import { createBoardinghouse, dumpDataText, readDumpObjects, writeDump } from 'fastify-boardinghouse'
+import { defineModels } from './models.js'
+const sequelize = new Sequelize(process.env.DATABASE_URL!, { logging: false })
+defineModels(sequelize)
+const bh = createBoardinghouse({ sequelize, tenantModels: ['Item'], tenantMigrations: './migrations/tenant' })
+await bh.migrate()
+await bh.createSchema('acme')
+await bh.createSchema('initech')
+const file = createWriteStream('acme.json')
+await writeDump(dumpDataText(bh, { schema: 'acme' }), 'json', file)
+file.end()
+await once(file, 'finish')
+`
+}
+const EPILOGUES: Record<string, string> = {
+  API: 'console.log(\'README-OK\')\nawait sequelize.close()\n',
+  'Usage with Fastify': `const address = app.server.address() as import('node:net').AddressInfo
+const res = await fetch(\`http://127.0.0.1:\${address.port}/items\`)
+const body = await res.json() as { code?: string }
+if (res.status !== 400 || body.code !== 'FST_BH_NO_SCHEMA') throw new Error(\`/items answered \${res.status} \${JSON.stringify(body)}\`)
+await app.boardinghouse.createSchema('acme')
+const titles = await app.boardinghouse.runInSchema('acme', async () => { await Item.create({ title: 'anvil' }); return (await Item.findAll()).map((i) => i.title) })
+if (titles.join() !== 'anvil') throw new Error(titles.join())
+console.log('README-OK')
+await app.close()
+`,
+  'Usage without Fastify': 'console.log(\'README-OK\')\n'
+}
+
+test('every TypeScript block of the README type-checks as a consumer\'s code and runs against PostgreSQL', async (t) => {
+  const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { dirname, join } = await import('node:path')
+  const { spawnSync, spawn } = await import('node:child_process')
+  const { fileURLToPath } = await import('node:url')
+  const { createTestDatabase } = await import('./helpers.js')
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const blocks = readmeBlocks()
+  assert.ok(blocks.length >= 6, `README blocks: ${blocks.map((b) => b.file).join(', ')}`)
+  for (const required of ['models.ts', 'app.ts', 'boardinghouse.config.ts', 'migrations/tenant/20260101000000-create-items.ts', 'migrations/shared/20260101000000-create-plans.ts']) {
+    assert.ok(blocks.some((b) => b.file === required), `the README shows ${required}`)
+  }
+  mkdirSync(join(root, 'test/.artifacts'), { recursive: true })
+  const app = mkdtempSync(join(root, 'test/.artifacts/readme-')) // inside the project: node_modules resolve
+  t.after(() => { rmSync(app, { recursive: true, force: true }) })
+  const scripts: Block[] = []
+  for (const b of blocks) {
+    const script = !b.file.includes('/') && !['models.ts', 'boardinghouse.config.ts'].includes(b.file)
+    const code = script ? (PRELUDES[b.heading] ?? '') + b.code + (EPILOGUES[b.heading] ?? '') : b.code
+    if (script) {
+      assert.ok(!b.file.startsWith('readme-') || PRELUDES[b.heading] !== undefined || /^import /m.test(b.code), `${b.heading}: a fragment needs a prelude in test/readme.test.ts`)
+      scripts.push({ ...b, code })
+    }
+    mkdirSync(dirname(join(app, b.file)), { recursive: true })
+    writeFileSync(join(app, b.file), code)
+  }
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'readme-app', private: true, type: 'module' }))
+  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      strict: true,
+      skipLibCheck: false,
+      noEmit: true,
+      types: ['node'],
+      // the package's own types (the source of its .d.ts), as the package name
+      paths: { 'fastify-boardinghouse': [join(root, 'plugin/index.ts')] }
+    },
+    include: ['**/*.ts']
+  }))
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(app, 'tsconfig.json')], { encoding: 'utf8' })
+  assert.equal(tsc.status, 0, `tsc --strict on the README's code:\n${tsc.stdout}${tsc.stderr}`)
+
+  const runIn = async (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, out: string }> => await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 60_000) // a script that does not end (an open handle) fails
+    child.on('error', reject)
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, out }) })
+  })
+  for (const s of scripts) {
+    const url = await createTestDatabase(t)
+    const r = await runIn(['--import', 'tsx', s.file], { ...process.env, DATABASE_URL: url, PORT: '0', SESSION_SECRET: 's'.repeat(40) })
+    assert.equal(r.code, 0, `${s.heading} (${s.file}) exited ${String(r.code)}:\n${r.out}`)
+    assert.match(r.out, /README-OK/, `${s.heading}: ${r.out}`)
+  }
+  const url = await createTestDatabase(t)
+  const cli = async (...args: string[]): Promise<{ code: number | null, out: string }> => await runIn(['--import', 'tsx', join(root, 'plugin/cli.ts'), ...args], { ...process.env, DATABASE_URL: url })
+  const migrated = await cli('migrate')
+  assert.equal(migrated.code, 0, migrated.out)
+  assert.match(migrated.out, /migrated: 4 shared, 1 in the template/)
+  assert.equal((await cli('schema', 'create', 'acme')).code, 0)
+  const listed = await cli('schema', 'list')
+  assert.equal(listed.out.trim(), 'acme\tacme')
+})

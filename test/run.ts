@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../example/embedded-db.js'
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from '../example/embedded-db.js'
 
 const args = process.argv.slice(2)
 const files = args.filter((a) => !a.startsWith('-'))
@@ -23,7 +23,13 @@ if (env.DATABASE_URL === undefined || env.DATABASE_URL === '') {
   dataDir = mkdtempSync(join(tmpdir(), 'bh-test-pg-'))
   const { chmodSync } = await import('node:fs')
   chmodSync(dataDir, 0o777)
-  embedded = await startEmbeddedPostgres({ dir: join(dataDir, 'data'), persistent: false })
+  try {
+    embedded = await startEmbeddedPostgres({ dir: join(dataDir, 'data'), persistent: false, log: (line) => { console.log(`# ${line}`) } })
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true })
+    console.error(`npm test: the embedded PostgreSQL (DATABASE_URL is unset) did not start: ${err instanceof EmbeddedPostgresError ? err.message : String(err)}`)
+    process.exit(1)
+  }
   env.DATABASE_URL = embedded.url
   console.log(`# DATABASE_URL unset: using embedded PostgreSQL at ${embedded.url.replace(/:[^:@/]+@/, ':***@')}`)
 }
