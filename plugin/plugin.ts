@@ -11,7 +11,7 @@ import type { BoardinghouseOptions } from './options.js'
 import { resolveSchemaHook, tenancyOf, type BoardinghouseRouteConfig, type RequestTenancy, type SchemaResolver, type TenantInfo } from './request.js'
 import { registerSwitchRoute } from './switch.js'
 import type { AuditEntry } from './audit.js'
-import { Boardinghouse } from './tenants.js'
+import { Boardinghouse } from './boardinghouse.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
