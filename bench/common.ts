@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
 import { QueryTypes, Sequelize } from 'sequelize'
-import type { Boardinghouse } from '../plugin/tenants.js'
+import type { Boardinghouse } from '../plugin/boardinghouse.js'
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
 

@@ -31,7 +31,7 @@ if (process.env.BH_BENCH_RSS_FD === '1') {
 
 async function bench (): Promise<void> {
   const { QueryTypes } = await import('sequelize')
-  const { Boardinghouse } = await import('../plugin/tenants.js')
+  const { Boardinghouse } = await import('../plugin/boardinghouse.js')
   const { log, makeSequelize, migrationFolder, round1, runBench, serverVersion, withBenchDatabase } = await import('./common.js')
 
   const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000)

@@ -17,7 +17,7 @@
  * Prints progress lines, then one JSON object as the last line.
  */
 import { QueryTypes, Sequelize, type Model, type ModelStatic } from 'sequelize'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { poolMaxUses } from '../plugin/db.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { fileURLToPath } from 'node:url'

@@ -8,7 +8,7 @@
  * Prints progress lines, then one JSON object as the last line.
  */
 import { QueryTypes, type Sequelize } from 'sequelize'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { runWithSchema } from '../plugin/context.js'
 import type { MigrateResult } from '../plugin/migrator.js'
 import { createSchemaTolerant, elapsedSeconds, log, makeSequelize, median, migrationFolder, promisePool, round1, round2, runBench, serverVersion, tenantCount, timed, withBenchDatabase } from './common.js'

@@ -15,7 +15,7 @@ import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import type { MigrateProgress } from './migrator.js'
-import { Boardinghouse } from './tenants.js'
+import { Boardinghouse } from './boardinghouse.js'
 
 export interface CliIO {
   out: (text: string) => void

@@ -14,6 +14,8 @@ function define<C extends string, S extends number> (code: C, message: string, s
 export const BoardinghouseErrors = {
   INVALID_OPTION: define('FST_BH_INVALID_OPTION', 'Invalid boardinghouse option: %s', 500),
   INVALID_SCHEMA_NAME: define('FST_BH_INVALID_SCHEMA_NAME', 'Invalid schema name %s: %s', 400),
+  INVALID_DISPLAY_NAME: define('FST_BH_INVALID_DISPLAY_NAME', 'Invalid display name for schema "%s": %s', 400),
+  INVALID_INPUT: define('FST_BH_INVALID_INPUT', 'Invalid input: %s', 400),
   TEMPLATE_SCHEMA: define('FST_BH_TEMPLATE_SCHEMA', 'Schema "__template__" holds the tenant structure and cannot be used as a tenant', 400),
   SCHEMA_EXISTS: define('FST_BH_SCHEMA_EXISTS', 'Schema "%s" already exists', 409),
   SCHEMA_NOT_FOUND: define('FST_BH_SCHEMA_NOT_FOUND', 'Schema "%s" not found', 404),

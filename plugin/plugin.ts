@@ -11,7 +11,7 @@ import { resolveSchemaHook, tenancyOf, type BoardinghouseRouteConfig, type Reque
 import { registerSwitchRoute } from './switch.js'
 import { assertSessionAvailable, sessionOf } from './session.js'
 import type { AuditEntry } from './audit.js'
-import { Boardinghouse } from './tenants.js'
+import { Boardinghouse } from './boardinghouse.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -6,11 +6,11 @@
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { UserId } from '../models/index.js'
-import { userKey, type RegistrySnapshot, type SchemaInfo } from './cache.js'
+import { userKey, type RegistrySnapshot, type SchemaInfo } from './registry.js'
 import { setStoreSchema, storeFor, tenantStorage, type TenantStore } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName } from './names.js'
-import type { Boardinghouse } from './tenants.js'
+import type { Boardinghouse } from './boardinghouse.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 import { assertSameSite } from './same-site.js'
 import { requireSession, sessionOf } from './session.js'

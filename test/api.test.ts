@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { DataTypes, QueryTypes, type Sequelize } from 'sequelize'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { createTestDatabase, EXAMPLE_TENANT_MIGRATIONS, listPgSchemas, sequelizeFor, setupBoardinghouse } from './helpers.js'

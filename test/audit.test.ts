@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { QueryTypes } from 'sequelize'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import type { AuditEntry } from '../plugin/audit.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
 import { buildTestApp, login } from './fixtures/app.js'

@@ -14,7 +14,7 @@ import { Readable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { createTestDatabase, sequelizeFor } from './helpers.js'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { DEFAULT_MAX_VALUE_LENGTH, JsonNumber, dumpDataBatches, dumpDataText, parseExact, readDumpObjects, stringifyExact, writeDump, type DumpObject, type LoadSource } from '../plugin/data/index.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

@@ -48,7 +48,7 @@ export async function connect (t: { after: (fn: () => Promise<void>) => void }, 
 
 import { Sequelize, type Options } from 'sequelize'
 import { fileURLToPath } from 'node:url'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import type { BoardinghouseOptions } from '../plugin/options.js'
 import { defineExampleModels } from '../example/models/index.js'
 

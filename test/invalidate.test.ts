@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { QueryTypes, type Sequelize } from 'sequelize'
-import { Boardinghouse } from '../plugin/tenants.js'
+import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { EXAMPLE_TENANT_MIGRATIONS, sequelizeFor, setupBoardinghouse } from './helpers.js'
 

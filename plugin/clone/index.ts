@@ -1,9 +1,10 @@
 /**
  * Tenant cloning (DESIGN.md §3): `generateCloneDDL` reads the template's catalog (queries.ts) and
  * writes DDL that recreates it, step by step (generate.ts); `renderCloneDDL` puts the new schema's
- * name into it (render.ts).
+ * name into it (render.ts); `CloneDDLCache` keeps the generated DDL per template version (cache.ts).
  */
 export { GUARD_TRIGGER_PREFIX, generateCloneDDL } from './generate.js'
 export { CloneUnsupportedError, type CatalogClient } from './queries.js'
 export { renderCloneDDL } from './render.js'
 export { splitSettingList } from './sql.js'
+export { CloneDDLCache, STALE_TEMPLATE_STATE, TEMPLATE_VERSION_SQL, type CloneDDL } from './cache.js'

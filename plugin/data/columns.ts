@@ -7,11 +7,13 @@ import type { Model, ModelStatic, Sequelize } from 'sequelize'
 import { SCHEMA_TABLE } from '../../models/index.js'
 import type { RawConnection } from '../db.js'
 import { BoardinghouseErrors } from '../errors.js'
+import { referenceTarget, tableOf } from '../model-catalog.js'
 import { quoteIdent } from '../names.js'
+import { isUndefinedTable } from '../pg-errors.js'
 
 /**
  * The three things dump and load need of the Boardinghouse (which has them; taken from the caller
- * so that data/ does not import tenants.ts).
+ * so that data/ does not import boardinghouse.ts).
  */
 export interface DataHost {
   readonly options: { readonly sequelize: Sequelize }
@@ -43,9 +45,7 @@ export function appModels (host: DataHost): Map<string, ModelInfo> {
   const out = new Map<string, ModelInfo>()
   for (const [name, model] of Object.entries(sequelize.models)) {
     if (name.startsWith(LIBRARY_MODEL_PREFIX)) continue
-    const t = model.getTableName() as string | { tableName: string, schema?: string }
-    const table = typeof t === 'string' ? t : t.tableName
-    const schema = typeof t === 'object' && typeof t.schema === 'string' && t.schema !== '' ? t.schema : 'public'
+    const { table, schema = 'public' } = tableOf(model)
     const attrToColumn = new Map<string, string>()
     const columnToAttr = new Map<string, string>()
     for (const [attr, def] of Object.entries(model.getAttributes())) {
@@ -64,16 +64,11 @@ function referencedModels (info: ModelInfo, models: Map<string, ModelInfo>): Set
   for (const m of models.values()) byTable.set(m.table, m.name)
   const out = new Set<string>()
   for (const def of Object.values(info.model.getAttributes())) {
-    const ref = (def as { references?: unknown }).references
-    if (ref === undefined || ref === null) continue
-    const target = typeof ref === 'string' ? ref : (ref as { model?: unknown }).model
-    let name: string | undefined
-    if (typeof target === 'string') name = models.has(target) ? target : byTable.get(target)
-    else if (typeof target === 'function') name = (target as ModelStatic<Model>).name
-    else if (typeof target === 'object' && target !== null) {
-      const table = (target as { tableName?: unknown }).tableName
-      if (typeof table === 'string') name = byTable.get(table)
-    }
+    const target = referenceTarget(def)
+    if (target === undefined) continue
+    const name = target.kind === 'model' ? target.name
+      : target.kind === 'table' ? byTable.get(target.name)
+        : models.has(target.name) ? target.name : byTable.get(target.name)
     if (name !== undefined && name !== info.name && models.has(name)) out.add(name)
   }
   return out
@@ -175,7 +170,7 @@ export const SESSION_SETTINGS = [
 ].join('; ')
 
 function notMigrated (err: unknown, what: string): unknown {
-  if ((err as { code?: string }).code === '42P01') return new BoardinghouseErrors.NOT_MIGRATED(what, { cause: err })
+  if (isUndefinedTable(err)) return new BoardinghouseErrors.NOT_MIGRATED(what, { cause: err })
   return err
 }
 

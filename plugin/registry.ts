@@ -7,6 +7,8 @@ import { QueryTypes, type Sequelize } from 'sequelize'
 import { MEMBERSHIP_TABLE, SCHEMA_TABLE, type UserId } from '../models/index.js'
 import { runWithSchema } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
+import { isValidSchemaName } from './names.js'
+import { isUndefinedTable } from './pg-errors.js'
 
 export interface SchemaInfo {
   /** The PostgreSQL schema name. */
@@ -18,11 +20,39 @@ export interface SchemaInfo {
   updatedAt: Date
 }
 
+/** A schema as a request may select it (the same shape as request.ts's TenantInfo). */
+export interface TenantInfo {
+  /** The PostgreSQL schema name. */
+  schema: string
+  /** Its display name. */
+  name: string
+}
+
 export interface RegistrySnapshot {
   readonly schemas: ReadonlyMap<string, SchemaInfo>
   /** user id (as a string) → schema names the user is a member of (active or not). */
   readonly members: ReadonlyMap<string, ReadonlySet<string>>
   readonly loadedAt: number
+  /** Every active schema, sorted by name: what an admin may select. Computed once per snapshot (frozen). */
+  readonly allActive: readonly TenantInfo[]
+  /** The active schemas a user (by userKey) is a member of, sorted by name: what they may select. Computed once per snapshot (frozen). */
+  selectable: (userKey: string) => readonly TenantInfo[]
+}
+
+const NONE: readonly TenantInfo[] = Object.freeze([])
+
+/** A snapshot with its per-user lists computed once: a request reads them instead of building them. */
+export function buildSnapshot (schemas: ReadonlyMap<string, SchemaInfo>, members: ReadonlyMap<string, ReadonlySet<string>>, loadedAt: number): RegistrySnapshot {
+  const infos = new Map<string, TenantInfo>()
+  for (const s of schemas.values()) {
+    if (s.isActive && isValidSchemaName(s.schema)) infos.set(s.schema, Object.freeze({ schema: s.schema, name: s.name }))
+  }
+  const sorted = (names: Iterable<string>): readonly TenantInfo[] =>
+    Object.freeze([...names].filter((n) => infos.has(n)).sort().map((n) => infos.get(n) as TenantInfo))
+  const allActive = sorted(infos.keys())
+  const byUser = new Map<string, readonly TenantInfo[]>()
+  for (const [user, names] of members) byUser.set(user, sorted(names))
+  return { schemas, members, loadedAt, allActive, selectable: (key) => byUser.get(key) ?? NONE }
 }
 
 export function userKey (userId: UserId): string {
@@ -69,8 +99,7 @@ export class SchemaRegistry {
         `SELECT (SELECT coalesce(json_agg(s), '[]') FROM (SELECT schema_name, name, is_active, created_at, updated_at FROM public.${SCHEMA_TABLE}) s) AS schemas,
                 (SELECT coalesce(json_agg(m), '[]') FROM (SELECT schema_name, user_id::text AS user_id FROM public.${MEMBERSHIP_TABLE}) m) AS members`,
         { type: QueryTypes.SELECT, logging: false })).catch((err: unknown) => {
-        const code = (err as { original?: { code?: string } }).original?.code
-        if (code === '42P01') throw new BoardinghouseErrors.NOT_MIGRATED(`table public.${SCHEMA_TABLE} is missing`, { cause: err })
+        if (isUndefinedTable(err)) throw new BoardinghouseErrors.NOT_MIGRATED(`table public.${SCHEMA_TABLE} is missing`, { cause: err })
         throw err
       })
       const schemas = new Map<string, SchemaInfo>()
@@ -84,7 +113,7 @@ export class SchemaRegistry {
         if (set === undefined) members.set(key, set = new Set())
         set.add(r.schema_name)
       }
-      const snapshot: RegistrySnapshot = { schemas, members, loadedAt: Date.now() }
+      const snapshot = buildSnapshot(schemas, members, Date.now())
       // A change that happened while loading makes this load stale: keep it for this caller only.
       if (generation === this.generation) this.snapshot = snapshot
       return snapshot

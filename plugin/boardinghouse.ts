@@ -1,0 +1,286 @@
+/**
+ * The tenant API, usable with or without Fastify: create, get, list, delete and drop schemas, grant
+ * and revoke memberships, migrate, and run code in a schema. A thin facade: the registry writes are
+ * schema-admin.ts's, the models model-catalog.ts's, the clone DDL clone/cache.ts's, the cache of
+ * schemas and memberships registry.ts's.
+ */
+import type { Model, ModelStatic } from 'sequelize'
+import { defineModels, type BoardinghouseModels, type UserId } from '../models/index.js'
+import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
+import { CloneDDLCache } from './clone/index.js'
+import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
+import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
+import { applyPoolRecycling } from './db.js'
+import { BoardinghouseErrors } from './errors.js'
+import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
+import { ModelCatalog } from './model-catalog.js'
+import { assertSchemaName } from './names.js'
+import { ChangeListener } from './notify.js'
+import { resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
+import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './registry.js'
+import { SchemaAdmin, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
+import { normalizeUserId } from './user-id.js'
+
+export type { SchemaInfo } from './registry.js'
+export type { CreateSchemaOptions, DeleteSchemaOptions } from './schema-admin.js'
+export { normalizeUserId } from './user-id.js'
+
+export interface ListSchemasOptions {
+  /** Include deactivated schemas. @default false */
+  includeInactive?: boolean
+}
+
+export interface RunInSchemaOptions {
+  /** Allow a deactivated schema (maintenance). @default false */
+  includeInactive?: boolean
+  /** The user on whose behalf `fn` runs (audit log). */
+  userId?: UserId | null
+}
+
+function byName (a: SchemaInfo, b: SchemaInfo): number {
+  return a.schema < b.schema ? -1 : a.schema > b.schema ? 1 : 0
+}
+
+export class Boardinghouse {
+  readonly options: ResolvedOptions
+  readonly models: BoardinghouseModels
+  readonly registry: SchemaRegistry
+  private readonly migrator: Migrator
+  private readonly catalog: ModelCatalog
+  private readonly clone = new CloneDDLCache()
+  private readonly admin: SchemaAdmin
+  private readonly changes: ChangeListener
+  private readonly context: ContextState
+
+  constructor (options: BoardinghouseOptions, extraOptionKeys?: ReadonlySet<string>) {
+    this.options = resolveOptions(options, extraOptionKeys)
+    const { sequelize } = this.options
+    this.context = installContextHooks(sequelize)
+    applyPoolRecycling(sequelize)
+    this.context.bindPath = this.options.bindPath
+    this.context.onSchemaGone ??= () => { this.registry.invalidate() }
+    this.models = defineModels(sequelize, this.options.userIdType)
+    this.registry = registryFor(sequelize, this.options.cacheTtl)
+    this.catalog = new ModelCatalog(this.options, this.context)
+    this.migrator = new Migrator({
+      sequelize,
+      sharedMigrations: this.options.sharedMigrations,
+      tenantMigrations: this.options.tenantMigrations,
+      sharedMigrationsTable: this.options.sharedMigrationsTable,
+      userIdType: this.options.userIdType,
+      concurrency: this.options.migrationConcurrency,
+      onTemplateChanged: () => { this.clone.templateChanged() },
+      auditTargets: () => this.auditTargets()
+    })
+    this.context.audit = this.options.auditModels.length > 0
+    this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() } })
+    this.admin = new SchemaAdmin({
+      sequelize,
+      registry: this.registry,
+      clone: this.clone,
+      noticeId: () => this.changes.id,
+      normalizeUserId: (userId) => this.normalizeUserId(userId)
+    })
+  }
+
+  /**
+   * Listens for changes made by other processes (LISTEN on a dedicated connection, reconnecting on
+   * failure) so this process's cache follows them. `onError` hears connection problems.
+   */
+  async listen (onError?: (err: unknown) => void): Promise<void> {
+    await this.changes.start(onError)
+  }
+
+  /** True while the change listener is connected. */
+  get listening (): boolean {
+    return this.changes.listening
+  }
+
+  /** Stops listening. The Sequelize instance stays open: it is the app's. */
+  async close (): Promise<void> {
+    await this.changes.stop()
+  }
+
+  /**
+   * Forgets cached schemas, memberships and the clone DDL (after a change made outside the library).
+   * The next `createSchema` of this process also bumps the template's generation counter and
+   * regenerates the clone DDL from the catalog, so DDL run directly in `__template__` reaches new
+   * schemas, and every other process's cached DDL is refused by its next clone's version check.
+   */
+  invalidate (): void {
+    this.forget()
+    this.clone.markTemplateDirty()
+  }
+
+  /** Drops this process's caches (another process's notice, or after migrate). */
+  private forget (): void {
+    this.registry.invalidate()
+    this.clone.forget()
+  }
+
+  // ---------------------------------------------------------------- models and startup checks (model-catalog.ts)
+
+  /** The tenant models, resolved to classes (throws FST_BH_UNKNOWN_MODEL for a name not defined). */
+  tenantModelClasses (): Array<ModelStatic<Model>> {
+    return this.catalog.tenantModelClasses()
+  }
+
+  /** Table names of the tenant models. */
+  tenantTableNames (): string[] {
+    return this.catalog.tenantTableNames()
+  }
+
+  /** The audited models' tables, with the trigger's arguments. */
+  auditTargets (): AuditTarget[] {
+    return this.catalog.auditTargets()
+  }
+
+  /**
+   * Startup checks: every tenant model exists and names no schema, no shared model has a foreign key
+   * to a tenant model, and no tenant table exists in public (where a missing schema would fall
+   * through to). Throws the first problem found.
+   */
+  async check (): Promise<void> {
+    await this.catalog.check()
+  }
+
+  // ---------------------------------------------------------------- migrations
+
+  /** Runs shared migrations once, then tenant migrations in the template and every schema that is behind. */
+  async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
+    this.tenantModelClasses()
+    const result = await this.migrator.migrate(options)
+    this.forget()
+    await this.admin.announce()
+    await this.check()
+    return result
+  }
+
+  // ---------------------------------------------------------------- schemas (writes: schema-admin.ts)
+
+  /**
+   * Creates a tenant schema: replays the template's DDL, registers the schema and copies the
+   * template's ledger, as one simple-protocol query in one transaction. A failure leaves nothing.
+   */
+  async createSchema (schema: string, options: CreateSchemaOptions = {}): Promise<SchemaInfo> {
+    return await this.admin.createSchema(schema, options)
+  }
+
+  /** The schema's registry entry (active or not), or null. */
+  async getSchema (schema: string): Promise<SchemaInfo | null> {
+    assertSchemaName(schema)
+    const snapshot = await this.registry.get()
+    return snapshot.schemas.get(schema) ?? null
+  }
+
+  /** Like getSchema, but throws FST_BH_SCHEMA_NOT_FOUND (and FST_BH_SCHEMA_INACTIVE unless allowed). */
+  async requireSchema (schema: string, options: { includeInactive?: boolean } = {}): Promise<SchemaInfo> {
+    const info = await this.getSchema(schema)
+    if (info === null) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    if (!info.isActive && options.includeInactive !== true) throw new BoardinghouseErrors.SCHEMA_INACTIVE(schema)
+    return info
+  }
+
+  /** Schemas sorted by name; active ones only unless asked. */
+  async listSchemas (options: ListSchemasOptions = {}): Promise<SchemaInfo[]> {
+    const snapshot = await this.registry.get()
+    return [...snapshot.schemas.values()].filter((s) => s.isActive || options.includeInactive === true).sort(byName)
+  }
+
+  /** Deactivates a schema (soft), or with `drop: true` drops it with its rows, memberships and ledger. */
+  async deleteSchema (schema: string, options: DeleteSchemaOptions = {}): Promise<void> {
+    await this.admin.deleteSchema(schema, options)
+  }
+
+  /** Reactivates a deactivated schema. */
+  async activateSchema (schema: string): Promise<void> {
+    await this.admin.activateSchema(schema)
+  }
+
+  // ---------------------------------------------------------------- memberships
+
+  /** Validates a user id against the configured `userIdType`; returns it as sent to the database. */
+  normalizeUserId (userId: unknown): string | number {
+    return normalizeUserId(userId, this.options.userIdType)
+  }
+
+  /** Makes a user a member of a schema (idempotent). */
+  async grant (schema: string, userId: UserId): Promise<void> {
+    await this.admin.grant(schema, userId)
+  }
+
+  /** Removes a user's membership; returns false when there was none. */
+  async revoke (schema: string, userId: UserId): Promise<boolean> {
+    return await this.admin.revoke(schema, userId)
+  }
+
+  /** The active schemas a user is a member of, sorted by name. */
+  async schemasForUser (userId: UserId): Promise<SchemaInfo[]> {
+    const key = userKey(this.normalizeUserId(userId))
+    const snapshot = await this.registry.get()
+    const names = snapshot.members.get(key) ?? new Set<string>()
+    return [...names].map((n) => snapshot.schemas.get(n)).filter((s): s is SchemaInfo => s !== undefined && s.isActive).sort(byName)
+  }
+
+  /** Users (ids as strings) who are members of a schema. */
+  async membersOf (schema: string): Promise<string[]> {
+    assertSchemaName(schema)
+    const snapshot = await this.registry.get()
+    if (!snapshot.schemas.has(schema)) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    const out: string[] = []
+    for (const [user, schemas] of snapshot.members) if (schemas.has(schema)) out.push(user)
+    return out.sort()
+  }
+
+  // ---------------------------------------------------------------- running code in a schema
+
+  /**
+   * Runs `fn` with every Sequelize query in `schema` (search_path = schema, public). Nested calls
+   * restore the outer schema when they return. The schema must exist and be active (unless allowed).
+   */
+  async runInSchema<T> (schema: string, fn: () => Promise<T> | T, options: RunInSchemaOptions = {}): Promise<T> {
+    await this.requireSchema(schema, options)
+    const extra = options.userId !== undefined ? { userId: options.userId } : {}
+    return await runWithSchema(schema, async () => await fn(), extra)
+  }
+
+  /** Runs `fn` with no schema active (public only). */
+  async runInPublic<T> (fn: () => Promise<T> | T): Promise<T> {
+    return await runWithSchema(null, async () => await fn())
+  }
+
+  /** Audit log entries: by default of the active schema and of shared models, newest first. */
+  async auditLog (query: AuditQuery = {}): Promise<AuditEntry[]> {
+    return await readAuditLog(this.options.sequelize, query, this.currentSchema())
+  }
+
+  /** The schema active in the calling async context, or null. */
+  currentSchema (): string | null {
+    return tenantStorage.getStore()?.schema ?? null
+  }
+
+  // ---------------------------------------------------------------- dump and load (plugin/data/)
+
+  /**
+   * Streams rows as `{ model, pk, schema, fields }` objects, parents before children and by primary
+   * key, from one consistent snapshot: with `schema`, that schema's tenant models (or `models`);
+   * without, the shared models. Checks run when iteration starts.
+   */
+  dumpData (options: DumpOptions = {}): AsyncIterable<DumpObject> {
+    return dumpObjects(this, options)
+  }
+
+  /**
+   * Loads dump objects all or nothing, in one transaction: tenant objects into `schema`, or each
+   * into its own `schema` attribute; shared objects into their table. Moves sequences past the
+   * loaded keys. Resolves to the number of objects written, in total and per model.
+   */
+  async loadData (sources: LoadSource[], options: LoadOptions = {}): Promise<LoadResult> {
+    return await loadObjects(this, sources, options)
+  }
+}
+
+/** Creates the tenant API for a Sequelize instance. */
+export function createBoardinghouse (options: BoardinghouseOptions): Boardinghouse {
+  return new Boardinghouse(options)
+}

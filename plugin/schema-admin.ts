@@ -1,0 +1,201 @@
+/**
+ * The registry writes: create (clone the template), delete (deactivate or drop), activate, grant
+ * and revoke. Each change sends its NOTIFY in its own transaction, so the change and the notice to
+ * other processes commit together or not at all; this process's registry is invalidated after the
+ * commit.
+ */
+import { QueryTypes, type Sequelize } from 'sequelize'
+import { MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, type UserId } from '../models/index.js'
+import { STALE_TEMPLATE_STATE, TEMPLATE_VERSION_SQL, renderCloneDDL, type CloneDDLCache } from './clone/index.js'
+import { runWithSchema } from './context.js'
+import { withConnection, type RawConnection } from './db.js'
+import { BoardinghouseErrors } from './errors.js'
+import { MIGRATION_LOCK_KEY } from './migrator.js'
+import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
+import { CHANNEL } from './notify.js'
+import { sqlState } from './pg-errors.js'
+import type { SchemaInfo, SchemaRegistry } from './registry.js'
+
+export interface CreateSchemaOptions {
+  /** Display name; defaults to the schema name. */
+  name?: string
+}
+
+export interface DeleteSchemaOptions {
+  /** Drop the PostgreSQL schema and its rows (and memberships) instead of deactivating it. @default false */
+  drop?: boolean
+}
+
+export interface SchemaAdminDeps {
+  sequelize: Sequelize
+  registry: SchemaRegistry
+  clone: CloneDDLCache
+  /** The payload of this process's change notices (read at each change). */
+  noticeId: () => string
+  normalizeUserId: (userId: unknown) => string | number
+}
+
+function isBoardinghouseError (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('FST_BH_')
+}
+
+/** The display name of a new schema, validated: request input, so a 400 when it is wrong. */
+function displayNameOf (schema: string, options: unknown): string {
+  if (typeof options !== 'object' || options === null) {
+    throw new BoardinghouseErrors.INVALID_INPUT(`the options of createSchema must be an object, not ${describe(options)}`)
+  }
+  const name = (options as CreateSchemaOptions).name ?? schema
+  if (typeof name !== 'string') throw new BoardinghouseErrors.INVALID_DISPLAY_NAME(schema, `${describe(name)} is not a string`)
+  if (name.trim() === '') throw new BoardinghouseErrors.INVALID_DISPLAY_NAME(schema, 'it must not be empty')
+  if (name.includes('\u0000')) throw new BoardinghouseErrors.INVALID_DISPLAY_NAME(schema, 'it contains a NUL character')
+  return name
+}
+
+export class SchemaAdmin {
+  constructor (private readonly deps: SchemaAdminDeps) {}
+
+  /** `SELECT pg_notify(…)` of this process's notice, for a statement of the change's transaction. */
+  private notifySql (): string {
+    return `pg_notify(${quoteLiteral(CHANNEL)}, ${quoteLiteral(this.deps.noticeId())})`
+  }
+
+  /** Runs a one-statement change (autocommit: the statement is its transaction) outside any schema. */
+  private async change<T extends object> (sql: string, replacements: Record<string, unknown>): Promise<T[]> {
+    return await runWithSchema(null, async () => await this.deps.sequelize.query<T>(sql,
+      { replacements: { ...replacements, bhChannel: CHANNEL, bhNotice: this.deps.noticeId() }, type: QueryTypes.SELECT, logging: false }))
+  }
+
+  /** Tells the other processes of a change that ran in no single transaction (migrate), and drops this process's registry. */
+  async announce (): Promise<void> {
+    this.deps.registry.invalidate()
+    await runWithSchema(null, async () => await this.deps.sequelize.query('SELECT pg_notify(:channel, :id)',
+      { replacements: { channel: CHANNEL, id: this.deps.noticeId() }, type: QueryTypes.SELECT, logging: false }))
+  }
+
+  /**
+   * Creates a tenant schema: replays the template's DDL, registers the schema, copies the
+   * template's ledger and sends the notice, as one simple-protocol query in one transaction. A
+   * failure leaves nothing, and raises an FST_BH_ error only.
+   */
+  async createSchema (schema: string, options: CreateSchemaOptions = {}): Promise<SchemaInfo> {
+    assertSchemaName(schema)
+    const displayName = displayNameOf(schema, options)
+    let created: SchemaInfo
+    try {
+      created = await withConnection(this.deps.sequelize, async (connection) => await this.clone(connection, schema, displayName))
+    } catch (err) {
+      if (isBoardinghouseError(err)) throw err
+      throw new BoardinghouseErrors.CLONE_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })
+    }
+    this.deps.registry.invalidate()
+    return created
+  }
+
+  private async clone (connection: RawConnection, schema: string, displayName: string): Promise<SchemaInfo> {
+    for (let attempt = 0; ; attempt++) {
+      const { version, ddl } = await this.deps.clone.get(connection)
+      const q = quoteLiteral(schema)
+      const sql = [
+        'BEGIN',
+        `SELECT pg_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY})`,
+        `DO $bh$ BEGIN IF (${TEMPLATE_VERSION_SQL}) IS DISTINCT FROM ${quoteLiteral(version)} THEN
+           RAISE EXCEPTION 'the template changed since its DDL was read' USING ERRCODE = '${STALE_TEMPLATE_STATE}'; END IF; END $bh$`,
+        `CREATE SCHEMA ${quoteIdent(schema)}`,
+        `SET LOCAL search_path = ${quoteIdent(schema)}, public`,
+        'SET LOCAL check_function_bodies = off',
+        renderCloneDDL(ddl, schema),
+        'SET LOCAL search_path = public',
+        `INSERT INTO public.${SCHEMA_TABLE} (schema_name, name, is_active, created_at, updated_at) VALUES (${q}, ${quoteLiteral(displayName)}, true, now(), now())
+           RETURNING schema_name AS "bhCreated", name, is_active, created_at, updated_at`,
+        `INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name, run_at) SELECT ${q}, name, now() FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}`,
+        `SELECT ${this.notifySql()}`,
+        'COMMIT'
+      ].join(';\n')
+      try {
+        const results = await connection.query(sql) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
+        const row = results.flatMap((r) => r.rows).find((r) => r.bhCreated === schema) as
+          { bhCreated: string, name: string, is_active: boolean, created_at: Date, updated_at: Date } | undefined
+        if (row === undefined) throw new Error('the registry row was not returned')
+        return { schema: row.bhCreated, name: row.name, isActive: row.is_active, createdAt: row.created_at, updatedAt: row.updated_at }
+      } catch (err) {
+        await connection.query('ROLLBACK').catch(() => {})
+        const code = sqlState(err)
+        if (code === STALE_TEMPLATE_STATE && attempt === 0) { this.deps.clone.forget(); continue }
+        if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
+        throw new BoardinghouseErrors.CLONE_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })
+      }
+    }
+  }
+
+  /** Deactivates a schema (soft), or with `drop: true` drops it with its rows, memberships and ledger. */
+  async deleteSchema (schema: string, options: DeleteSchemaOptions = {}): Promise<void> {
+    assertSchemaName(schema)
+    if (options.drop === true) {
+      await withConnection(this.deps.sequelize, async (connection) => {
+        const q = quoteLiteral(schema)
+        try {
+          // The registry row (memberships cascade), the ledger and the notice; the row is read by its column name.
+          const results = await connection.query([
+            'BEGIN',
+            `WITH dropped AS (DELETE FROM public.${SCHEMA_TABLE} WHERE schema_name = ${q} RETURNING schema_name),
+                  ledger AS (DELETE FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name IN (SELECT schema_name FROM dropped))
+             SELECT schema_name AS "bhDropped", ${this.notifySql()} FROM dropped`
+          ].join(';\n')) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
+          if (!results.flatMap((r) => r.rows).some((r) => r.bhDropped === schema)) {
+            await connection.query('ROLLBACK')
+            throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+          }
+          await connection.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE;\nCOMMIT`)
+        } catch (err) {
+          await connection.query('ROLLBACK').catch(() => {})
+          throw err
+        }
+      })
+    } else {
+      const updated = await this.change(
+        `WITH updated AS (UPDATE public.${SCHEMA_TABLE} SET is_active = false, updated_at = now() WHERE schema_name = :schema RETURNING 1)
+         SELECT pg_notify(:bhChannel, :bhNotice) AS notified FROM updated`, { schema })
+      if (updated.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    }
+    this.deps.registry.invalidate()
+  }
+
+  /** Reactivates a deactivated schema. */
+  async activateSchema (schema: string): Promise<void> {
+    assertSchemaName(schema)
+    const updated = await this.change(
+      `WITH updated AS (UPDATE public.${SCHEMA_TABLE} SET is_active = true, updated_at = now() WHERE schema_name = :schema RETURNING 1)
+       SELECT pg_notify(:bhChannel, :bhNotice) AS notified FROM updated`, { schema })
+    if (updated.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    this.deps.registry.invalidate()
+  }
+
+  /** Makes a user a member of a schema (idempotent). */
+  async grant (schema: string, userId: UserId): Promise<void> {
+    assertSchemaName(schema)
+    const id = this.deps.normalizeUserId(userId)
+    const found = await this.change(
+      `WITH target AS (SELECT schema_name FROM public.${SCHEMA_TABLE} WHERE schema_name = :schema),
+            inserted AS (INSERT INTO public.${MEMBERSHIP_TABLE} (schema_name, user_id, created_at)
+              SELECT schema_name, :id, now() FROM target ON CONFLICT (schema_name, user_id) DO NOTHING)
+       SELECT pg_notify(:bhChannel, :bhNotice) AS notified FROM target`, { schema, id })
+    if (found.length === 0) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    this.deps.registry.invalidate()
+  }
+
+  /** Removes a user's membership; returns false when there was none. */
+  async revoke (schema: string, userId: UserId): Promise<boolean> {
+    assertSchemaName(schema)
+    const id = this.deps.normalizeUserId(userId)
+    const [row] = await this.change<{ found: boolean, deleted: string | number }>(
+      `WITH target AS (SELECT 1 FROM public.${SCHEMA_TABLE} WHERE schema_name = :schema),
+            deleted AS (DELETE FROM public.${MEMBERSHIP_TABLE} WHERE schema_name = :schema AND user_id = :id AND EXISTS (SELECT 1 FROM target) RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM target) AS found, (SELECT count(*) FROM deleted) AS deleted,
+              CASE WHEN EXISTS (SELECT 1 FROM deleted) THEN pg_notify(:bhChannel, :bhNotice) END AS notified`, { schema, id })
+    if (row?.found !== true) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    const removed = Number(row.deleted) > 0
+    if (removed) this.deps.registry.invalidate()
+    return removed
+  }
+}
