@@ -10,7 +10,7 @@ import { Queue, Worker, type Job, type Processor } from 'bullmq'
 import PgBoss from 'pg-boss'
 import { QueryTypes, type Model, type ModelStatic } from 'sequelize'
 import { JOB_CONTEXT_KEY, jobContext, runInJobContext, type JobTenancy } from '../plugin/jobs.js'
-import { addJob, withTenant } from '../plugin/jobs/bullmq.js'
+import { addJob, withJobContext, withTenant } from '../plugin/jobs/bullmq.js'
 import { send, work } from '../plugin/jobs/pg-boss.js'
 import { buildTestApp, login } from './fixtures/app.js'
 import { setupBoardinghouse } from './helpers.js'
@@ -164,6 +164,31 @@ test('background jobs', async (t) => {
     const none = await addJob(queue, 'read', {})
     const outcome = start(withTenant(bh, async () => bh.currentSchema(), { allowMissing: true }))
     assert.deepEqual(await outcome(none), { status: 'completed', result: null })
+  })
+
+  await t.test('BullMQ: a job scheduler made in a context gives each job that context, checked at each run', async (t) => {
+    const { queue } = bull(t)
+    await bh.createSchema('umbrella')
+    await bh.runInSchema('umbrella', async () => { await Item.create({ title: 'umbrella-1' }) })
+    await bh.runInSchema('umbrella', async () => await queue.upsertJobScheduler('tick', { every: 100 }, { name: 'tick', data: withJobContext({}) }))
+    const seen: Outcome[] = []
+    const worker = new Worker(queue.name, withTenant(bh, async () => await titles()), { connection: REDIS, prefix: queue.opts.prefix as string })
+    t.after(async () => { await worker.close() })
+    worker.on('completed', (_job, result) => { seen.push({ status: 'completed', result }) })
+    worker.on('failed', (_job, error) => { seen.push({ status: 'failed', error }) })
+    while (seen.length < 2) await sleep(20)
+    await bh.deleteSchema('umbrella')
+    const mark = seen.length
+    while (!seen.slice(mark).some((o) => o.status === 'failed')) await sleep(20)
+    await queue.removeJobScheduler('tick')
+    await worker.close()
+    const [first, second] = seen
+    assert.deepEqual([first, second], [{ status: 'completed', result: ['umbrella-1'] }, { status: 'completed', result: ['umbrella-1'] }])
+    // after the deactivation, every run is refused (a run already started may still finish)
+    const after = seen.slice(mark)
+    const firstRefusal = after.findIndex((o) => o.status === 'failed')
+    assert.ok(firstRefusal <= 1, JSON.stringify(after))
+    for (const o of after.slice(firstRefusal)) failedWith(o, 'FST_BH_SCHEMA_INACTIVE')
   })
 
   await t.test('negative control: a BullMQ worker without the adapter does not isolate', async (t) => {
