@@ -42,7 +42,9 @@ export const BoardinghouseErrors = {
   LOAD_FAILED: define('FST_BH_LOAD_FAILED', 'Loading failed, nothing was written: %s', 400),
   CONFIG_NOT_FOUND: define('FST_BH_CONFIG_NOT_FOUND', 'Config module not found: %s', 500),
   NO_DATABASE_URL: define('FST_BH_NO_DATABASE_URL', 'DATABASE_URL is not set', 500),
-  TYPESCRIPT_LOADER: define('FST_BH_TYPESCRIPT_LOADER', 'Loading %s needs a TypeScript loader: install tsx (npm install --save-dev tsx), or write the file in JavaScript', 500)
+  TYPESCRIPT_LOADER: define('FST_BH_TYPESCRIPT_LOADER', 'Loading %s needs a TypeScript loader: install tsx (npm install --save-dev tsx), or write the file in JavaScript', 500),
+  INVALID_JOB_CONTEXT: define('FST_BH_INVALID_JOB_CONTEXT', 'Invalid job context: %s', 400),
+  NO_JOB_CONTEXT: define('FST_BH_NO_JOB_CONTEXT', 'The job carries no tenant context: %s', 400)
 } as const
 
 export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`
