@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { BoardinghouseErrors } from '../plugin/errors.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
@@ -77,7 +77,15 @@ if (titles.join() !== 'anvil') throw new Error(titles.join())
 console.log('README-OK')
 await app.close()
 `,
-  'Usage without Fastify': 'console.log(\'README-OK\')\n'
+  'Usage without Fastify': 'console.log(\'README-OK\')\n',
+  'Background jobs': 'console.log(\'README-OK\')\n',
+  // the outage handler: a route failing with a connection error answers 503 with Retry-After
+  'The example app': `app.get('/boom', async () => { throw new ConnectionError(new Error('connect ECONNREFUSED 127.0.0.1:1')) })
+const res = await app.inject('/boom')
+if (res.statusCode !== 503 || res.headers['retry-after'] !== '5' || res.body.includes('ECONNREFUSED')) throw new Error(res.body)
+console.log('README-OK')
+await app.close()
+`
 }
 
 test('every TypeScript block of the README type-checks as a consumer\'s code and runs against PostgreSQL', async (t) => {
@@ -117,7 +125,11 @@ test('every TypeScript block of the README type-checks as a consumer\'s code and
       noEmit: true,
       types: ['node'],
       // the package's own types (the source of its .d.ts), as the package name
-      paths: { 'fastify-boardinghouse': [join(root, 'plugin/index.ts')] }
+      paths: {
+        'fastify-boardinghouse': [join(root, 'plugin/index.ts')],
+        'fastify-boardinghouse/bullmq': [join(root, 'plugin/jobs/bullmq.ts')],
+        'fastify-boardinghouse/pg-boss': [join(root, 'plugin/jobs/pg-boss.ts')]
+      }
     },
     include: ['**/*.ts']
   }))
@@ -143,7 +155,9 @@ test('every TypeScript block of the README type-checks as a consumer\'s code and
   const cli = async (...args: string[]): Promise<{ code: number | null, out: string }> => await runIn(['--import', 'tsx', join(root, 'plugin/cli.ts'), ...args], { ...process.env, DATABASE_URL: url })
   const migrated = await cli('migrate')
   assert.equal(migrated.code, 0, migrated.out)
-  assert.match(migrated.out, /migrated: 4 shared, 1 in the template/)
+  // the library's own shared migrations, and the README's one shared migration (plans)
+  const shared = readdirSync(join(root, 'migrations')).filter((f) => f.endsWith('.js')).length + 1
+  assert.match(migrated.out, new RegExp(`migrated: ${shared} shared, 1 in the template`))
   assert.equal((await cli('schema', 'create', 'acme')).code, 0)
   const listed = await cli('schema', 'list')
   assert.equal(listed.out.trim(), 'acme\tacme')
