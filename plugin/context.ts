@@ -8,7 +8,8 @@
  * separate SET on their connection first; COMMIT and ROLLBACK get none.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Sequelize, Transaction } from 'sequelize'
+import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize'
+import type { UserIdType } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import { quoteIdent, quoteLiteral } from './names.js'
 
@@ -39,10 +40,34 @@ export function setStoreSchema (store: TenantStore, schema: string | null): void
  */
 export type BindPathMode = 'set' | 'transaction'
 
-/** Per-Sequelize-instance settings of the hooks. */
+/**
+ * The options that belong to a Sequelize instance, not to one Boardinghouse on it: the query hooks,
+ * the models, the registry and the audit triggers are one per instance. Every Boardinghouse on the
+ * instance sees the same values (README, Options).
+ */
+export interface InstanceSettings {
+  bindPath: BindPathMode
+  auditModels: ReadonlyArray<string | ModelStatic<Model>>
+  auditRepr: Readonly<Record<string, string>>
+  /** Fixed by the first Boardinghouse even when defaulted: it defines the membership model. */
+  userIdType: UserIdType
+  /** Fixed by the first Boardinghouse even when defaulted: it builds the shared registry. */
+  cacheTtl: number
+}
+
+const INSTANCE_SETTING_KEYS = ['bindPath', 'auditModels', 'auditRepr', 'userIdType', 'cacheTtl'] as const satisfies ReadonlyArray<keyof InstanceSettings>
+type InstanceSettingKey = typeof INSTANCE_SETTING_KEYS[number]
+/** Settings the first Boardinghouse fixes whether it gives them or not. */
+const FIXED_AT_FIRST = new Set<InstanceSettingKey>(['userIdType', 'cacheTtl'])
+
+/** Per-Sequelize-instance state: the one owner of what every Boardinghouse on the instance shares. */
 export interface ContextState {
   /** Tables of tenant models: a missing-table error for one of them, with no schema, becomes FST_BH_NO_SCHEMA. */
   tenantTables: Set<string>
+  /** The settings in force; null until a Boardinghouse claims them (see shareInstanceSettings). */
+  settings: InstanceSettings | null
+  /** Which settings some Boardinghouse gave (or fixed): a later one must agree with them. */
+  readonly claimed: Set<InstanceSettingKey>
   bindPath: BindPathMode
   /** Also set `boardinghouse.user_id` and `boardinghouse.request_id` (read by the audit trigger) with every query. */
   audit: boolean
@@ -133,7 +158,7 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
   const marked = sequelize as Sequelize & { [STATE]?: ContextState }
   const existing = marked[STATE]
   if (existing !== undefined) return existing
-  const state: ContextState = { tenantTables: new Set(), bindPath: 'set', audit: false }
+  const state: ContextState = { tenantTables: new Set(), settings: null, claimed: new Set(), bindPath: 'set', audit: false }
   marked[STATE] = state
 
   sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', async function setSearchPath (options: object, query: unknown) {
@@ -220,6 +245,57 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     return originalTransaction({ ...options, transaction: outer }, ...args.slice(1))
   }
   return state
+}
+
+/** A comparable rendering of a setting (models by name, lists and records sorted). */
+function settingKey (key: InstanceSettingKey, value: unknown): string {
+  if (key === 'auditModels') return JSON.stringify((value as InstanceSettings['auditModels']).map((m) => typeof m === 'string' ? m : m.name).sort())
+  if (key === 'auditRepr') return JSON.stringify(Object.entries(value as Record<string, string>).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
+  return JSON.stringify(value)
+}
+
+/**
+ * Makes a Boardinghouse's resolved options use the settings of its Sequelize instance. The first
+ * Boardinghouse on an instance fixes the settings it gives (`raw` holds them, not undefined) and
+ * userIdType and cacheTtl always; a later one shares what is in force, may fix a setting left at its
+ * default, and fails with FST_BH_SETTINGS_CONFLICT (changing nothing) when it gives a value that
+ * differs from a fixed one. Returns `resolved` with getters for the shared settings, so that every
+ * instance reads the values in force.
+ */
+export function shareInstanceSettings<O extends InstanceSettings & { sequelize: Sequelize }> (raw: object, resolved: O): O {
+  const state = installContextHooks(resolved.sequelize)
+  const given = raw as Partial<Record<InstanceSettingKey, unknown>>
+  const first = state.settings === null
+  const settings: InstanceSettings = state.settings ?? { ...pickSettings(resolved) }
+  const claim: InstanceSettingKey[] = []
+  for (const key of INSTANCE_SETTING_KEYS) {
+    const gives = given[key] !== undefined || (first && FIXED_AT_FIRST.has(key))
+    if (!gives) continue
+    if (state.claimed.has(key)) {
+      if (settingKey(key, settings[key]) !== settingKey(key, resolved[key])) {
+        throw new BoardinghouseErrors.SETTINGS_CONFLICT(key, settingKey(key, settings[key]), settingKey(key, resolved[key]))
+      }
+    } else {
+      claim.push(key)
+    }
+  }
+  // Checked everything first: a conflict leaves the state as it was.
+  for (const key of claim) {
+    (settings as unknown as Record<string, unknown>)[key] = resolved[key]
+    state.claimed.add(key)
+  }
+  state.settings = settings
+  state.bindPath = settings.bindPath
+  state.audit = settings.auditModels.length > 0
+  const shared = { ...resolved }
+  for (const key of INSTANCE_SETTING_KEYS) {
+    Object.defineProperty(shared, key, { get: () => (state.settings as InstanceSettings)[key], enumerable: true })
+  }
+  return shared
+}
+
+function pickSettings (o: InstanceSettings): InstanceSettings {
+  return { bindPath: o.bindPath, auditModels: o.auditModels, auditRepr: o.auditRepr, userIdType: o.userIdType, cacheTtl: o.cacheTtl }
 }
 
 /** Runs `fn` with `schema` active (no existence check here: callers check the registry first). */

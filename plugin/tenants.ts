@@ -7,7 +7,7 @@ import { defineModels, MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, t
 import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './cache.js'
 import { generateCloneDDL, renderCloneDDL } from './clone/index.js'
 import { pinModelSchema } from './sequelize-internals.js'
-import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
+import { installContextHooks, runWithSchema, shareInstanceSettings, tenantStorage, type ContextState } from './context.js'
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling, withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
@@ -69,11 +69,10 @@ export class Boardinghouse {
   private readonly context: ContextState
 
   constructor (options: BoardinghouseOptions, extraOptionKeys?: ReadonlySet<string>) {
-    this.options = resolveOptions(options, extraOptionKeys)
+    this.options = shareInstanceSettings(options, resolveOptions(options, extraOptionKeys))
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
     applyPoolRecycling(sequelize)
-    this.context.bindPath = this.options.bindPath
     this.context.onSchemaGone ??= () => { this.registry.invalidate() }
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)
@@ -87,7 +86,6 @@ export class Boardinghouse {
       onTemplateChanged: () => { this.clone = null; this.templateDirty = false },
       auditTargets: () => this.auditTargets()
     })
-    this.context.audit = this.options.auditModels.length > 0
     this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() } })
   }
 
