@@ -12,6 +12,7 @@ import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize'
 import type { UserIdType } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import { quoteIdent, quoteLiteral } from './names.js'
+import { asPgQuery, asQueryOptions, wrapQueryAndTransaction, type QueryMethod, type TransactionMethod } from './sequelize-internals.js'
 
 export interface TenantStore {
   /** The active schema, or null for none (public only). A request's store changes on activate(). */
@@ -114,19 +115,6 @@ export function currentSchema (): string | null {
   return tenantStorage.getStore()?.schema ?? null
 }
 
-/** The shape of Sequelize's internal postgres Query object that the hook relies on (pinned by test/internals.test.ts). */
-interface PgQueryLike {
-  options: { searchPath?: string, supportsSearchPath?: boolean, transaction?: Transaction | null }
-  connection: { query: (sql: string) => Promise<unknown> }
-}
-
-interface QueryOptionsLike {
-  bind?: unknown
-  supportsSearchPath?: boolean
-  completesTransaction?: boolean
-  transaction?: Transaction | null
-}
-
 const STATE = Symbol.for('fastify-boardinghouse.context-state')
 const transactionSchemas = new WeakMap<object, string | null>()
 /** Queries for which the hook opened a transaction (bindPath 'transaction'): afterQuery commits it. */
@@ -162,8 +150,8 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
   marked[STATE] = state
 
   sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', async function setSearchPath (options: object, query: unknown) {
-    const q = query as PgQueryLike
-    const opts = options as QueryOptionsLike
+    const q = asPgQuery(query)
+    const opts = asQueryOptions(options)
     const store = tenantStorage.getStore()
     const transaction = opts.transaction ?? undefined
     if (transaction !== undefined) {
@@ -201,32 +189,43 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     if (!openedForBind.has(query as object)) return
     openedForBind.delete(query as object)
     // COMMIT ends an aborted transaction too (as a rollback).
-    await (query as PgQueryLike).connection.query('COMMIT')
+    await asPgQuery(query).connection.query('COMMIT')
   })
 
-  const originalQuery = sequelize.query.bind(sequelize) as (sql: unknown, options?: Record<string, unknown>) => Promise<unknown>
-  const originalTransaction = sequelize.transaction.bind(sequelize) as (...args: unknown[]) => Promise<unknown>
-  const patched = sequelize as unknown as Record<string, unknown>
-  patched.query = async function query (sql: unknown, options?: Record<string, unknown>) {
-    const store = tenantStorage.getStore()
-    const transaction = store?.transaction
-    try {
-      if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
-        return await originalQuery(sql, { ...options, transaction })
+  let originalQuery: QueryMethod
+  wrapQueryAndTransaction(sequelize, {
+    query: (original) => {
+      originalQuery = original
+      return async function query (sql: unknown, options?: Record<string, unknown>) {
+        const store = tenantStorage.getStore()
+        const transaction = store?.transaction
+        try {
+          if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
+            return await original(sql, { ...options, transaction })
+          }
+          return await original(sql, options)
+        } catch (err) {
+          const schema = store?.schema ?? null
+          const table = schema === null ? missingTenantTable(err, state) : null
+          if (table !== null) throw new BoardinghouseErrors.NO_SCHEMA(`"${table}" is a tenant table and exists only in tenant schemas`, { cause: err })
+          if (schema !== null && missingRelationOrSchema(err) && await schemaGone(schema)) {
+            // Dropped after this request was resolved from the cache (before the change notice came).
+            state.onSchemaGone?.(schema)
+            throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema, { cause: err })
+          }
+          throw err
+        }
       }
-      return await originalQuery(sql, options)
-    } catch (err) {
-      const schema = store?.schema ?? null
-      const table = schema === null ? missingTenantTable(err, state) : null
-      if (table !== null) throw new BoardinghouseErrors.NO_SCHEMA(`"${table}" is a tenant table and exists only in tenant schemas`, { cause: err })
-      if (schema !== null && missingRelationOrSchema(err) && await schemaGone(schema)) {
-        // Dropped after this request was resolved from the cache (before the change notice came).
-        state.onSchemaGone?.(schema)
-        throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema, { cause: err })
-      }
-      throw err
+    },
+    transaction: (original: TransactionMethod) => function transaction (...args: unknown[]) {
+      const outer = tenantStorage.getStore()?.transaction
+      if (outer === undefined) return original(...args)
+      if (typeof args[0] === 'function') return original({ transaction: outer }, args[0])
+      const options = (args[0] ?? {}) as Record<string, unknown>
+      if (options.transaction !== undefined) return original(...args)
+      return original({ ...options, transaction: outer }, ...args.slice(1))
     }
-  }
+  })
   /** Whether `schema` is gone from the database (asked outside any transaction: the failed one is aborted). */
   async function schemaGone (schema: string): Promise<boolean> {
     try {
@@ -235,14 +234,6 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     } catch {
       return false // cannot tell: keep the original error
     }
-  }
-  patched.transaction = function transaction (...args: unknown[]) {
-    const outer = tenantStorage.getStore()?.transaction
-    if (outer === undefined) return originalTransaction(...args)
-    if (typeof args[0] === 'function') return originalTransaction({ transaction: outer }, args[0])
-    const options = (args[0] ?? {}) as Record<string, unknown>
-    if (options.transaction !== undefined) return originalTransaction(...args)
-    return originalTransaction({ ...options, transaction: outer }, ...args.slice(1))
   }
   return state
 }
@@ -281,7 +272,7 @@ export function shareInstanceSettings<O extends InstanceSettings & { sequelize: 
   }
   // Checked everything first: a conflict leaves the state as it was.
   for (const key of claim) {
-    (settings as unknown as Record<string, unknown>)[key] = resolved[key]
+    Object.assign(settings, { [key]: resolved[key] })
     state.claimed.add(key)
   }
   state.settings = settings

@@ -1,6 +1,5 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createRequire } from 'node:module'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { runWithSchema } from '../plugin/context.js'
 import { withConnection } from '../plugin/db.js'
@@ -69,25 +68,4 @@ test('search_path on one pooled connection shared by every schema', async (t) =>
       assert.deepEqual(titles, [schema === 'acme' ? 'a' : 'g'])
     }
   })
-})
-
-test('Sequelize internals the library relies on are still there', async (t) => {
-  const { sequelize } = await setupBoardinghouse(t)
-  const require = createRequire(import.meta.url)
-  const version = (require('sequelize/package.json') as { version: string }).version
-  assert.match(version, /^6\./, 'written against sequelize 6')
-  const manager = (sequelize as unknown as { connectionManager: Record<string, unknown> }).connectionManager
-  assert.equal(typeof manager.getConnection, 'function')
-  assert.equal(typeof manager.releaseConnection, 'function')
-  // beforeQuery receives (options, query) and query.run() prepends query.options.searchPath
-  let seen: { options?: object, query?: { options?: { searchPath?: unknown }, connection?: unknown } } = {}
-  sequelize.addHook('beforeQuery', 'pin', (options: object, query: unknown) => { seen = { options, query: query as typeof seen.query } })
-  await runWithSchema(null, async () => { await sequelize.query('SELECT 1') })
-  sequelize.removeHook('beforeQuery', 'pin')
-  assert.ok(seen.options !== undefined && seen.query?.options !== undefined)
-  assert.notEqual(seen.options, seen.query.options, 'the hook must write query.options, a copy')
-  assert.equal(typeof (seen.query.connection as { query?: unknown }).query, 'function')
-  const src = require('node:fs').readFileSync(require.resolve('sequelize/lib/dialects/postgres/query'), 'utf8') as string
-  assert.match(src, /this\.options\.searchPath/)
-  assert.match(src, /setSearchPath\(this\.options\.searchPath\) \+ sql/)
 })
