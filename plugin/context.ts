@@ -8,11 +8,11 @@
  * separate SET on their connection first; COMMIT and ROLLBACK get none.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Model, ModelStatic, Sequelize, Transaction } from 'sequelize'
+import { QueryTypes, type Model, type ModelStatic, type Sequelize, type Transaction } from 'sequelize'
 import type { UserIdType } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import { quoteIdent, quoteLiteral } from './names.js'
-import { asPgQuery, asQueryOptions, wrapQueryAndTransaction, type QueryMethod, type TransactionMethod } from './sequelize-internals.js'
+import { asPgQuery, asQueryOptions, convertQueryErrors, transactionSequelize, wrapQueryAndTransaction, type PgQueryLike, type TransactionMethod } from './sequelize-internals.js'
 
 export interface TenantStore {
   /** The active schema, or null for none (public only). A request's store changes on activate(). */
@@ -137,10 +137,98 @@ function missingTenantTable (err: unknown, state: ContextState): string | null {
 }
 
 /**
- * Installs the beforeQuery hook on a Sequelize instance, once (safe to call again).
- * Also makes `sequelize.query` and `sequelize.transaction` join the context's transaction when the
- * store carries one and the call names none (used by migrations: one transaction per schema), on
- * this instance only: Sequelize.useCLS would be global to every instance in the process.
+ * What a failed query reports: a missing tenant table with no schema active is FST_BH_NO_SCHEMA; a
+ * missing relation or schema in a schema that is gone from the database (dropped after the request
+ * was resolved from the cache, before the change notice came) is FST_BH_SCHEMA_NOT_FOUND, and drops
+ * the registry; anything else is the error itself. Runs inside the failed query's `run()`, on its
+ * connection (see convertQueryErrors).
+ */
+async function convertError (query: PgQueryLike, err: unknown, state: ContextState): Promise<unknown> {
+  const schema = tenantStorage.getStore()?.schema ?? null
+  const table = schema === null ? missingTenantTable(err, state) : null
+  if (table !== null) return new BoardinghouseErrors.NO_SCHEMA(`"${table}" is a tenant table and exists only in tenant schemas`, { cause: err })
+  if (schema !== null && missingRelationOrSchema(err) && await schemaGone(query, schema)) {
+    state.onSchemaGone?.(schema)
+    return new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema, { cause: err })
+  }
+  return err
+}
+
+/**
+ * Whether `schema` is gone from the database. Asked on the failed query's own connection when it is
+ * in no transaction (no pool slot needed: the query still holds its connection), else on another
+ * one, outside any transaction (the failed one is aborted).
+ */
+async function schemaGone (query: PgQueryLike, schema: string): Promise<boolean> {
+  const sql = 'SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1'
+  try {
+    if ((query.options.transaction ?? null) === null && !openedForBind.has(query)) {
+      return (await query.connection.query(sql, [schema])).rows.length === 0
+    }
+    const rows = await query.sequelize.query(sql, { bind: [schema], type: QueryTypes.SELECT, transaction: null, logging: false })
+    return rows.length === 0
+  } catch {
+    return false // cannot tell: keep the original error
+  }
+}
+
+/**
+ * Migrations run each schema in one transaction, and the queries their code makes without naming
+ * one must join it. While at least one context carries a transaction (runWithSchema with
+ * `transaction`) on an instance, its `sequelize.query` and `sequelize.transaction` are wrapped to
+ * join the context's transaction when the call names none (on this instance only:
+ * Sequelize.useCLS would be global to every instance in the process); the wrappers are removed
+ * when the last such context ends, so the request path never runs through them.
+ */
+interface Join { contexts: number, remove: () => void }
+const joins = new WeakMap<Sequelize, Join>()
+
+function enterTransactionContext (sequelize: Sequelize): () => void {
+  let join = joins.get(sequelize)
+  if (join === undefined) {
+    const remove = wrapQueryAndTransaction(sequelize, {
+      query: (original) => async function query (sql: unknown, options?: Record<string, unknown>) {
+        const transaction = tenantStorage.getStore()?.transaction
+        if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
+          return await original(sql, { ...options, transaction })
+        }
+        return await original(sql, options)
+      },
+      transaction: (original: TransactionMethod) => function transaction (...args: unknown[]) {
+        const outer = tenantStorage.getStore()?.transaction
+        if (outer === undefined) return original(...args)
+        if (typeof args[0] === 'function') return original({ transaction: outer }, args[0])
+        const options = (args[0] ?? {}) as Record<string, unknown>
+        if (options.transaction !== undefined) return original(...args)
+        return original({ ...options, transaction: outer }, ...args.slice(1))
+      }
+    })
+    join = { contexts: 0, remove }
+    joins.set(sequelize, join)
+  }
+  const entered: Join = join
+  entered.contexts += 1
+  let left = false
+  return () => {
+    if (left) return
+    left = true
+    entered.contexts -= 1
+    if (entered.contexts === 0) {
+      entered.remove()
+      joins.delete(sequelize)
+    }
+  }
+}
+
+/** Whether `sequelize.query` is wrapped to join context transactions now (tests). */
+export function joiningTransactions (sequelize: Sequelize): boolean {
+  return joins.has(sequelize)
+}
+
+/**
+ * Installs the query hooks on a Sequelize instance, once (safe to call again): beforeQuery sets the
+ * path, afterQuery ends a transaction opened for a bind query, and failed queries are converted
+ * (convertError).
  */
 export function installContextHooks (sequelize: Sequelize): ContextState {
   const marked = sequelize as Sequelize & { [STATE]?: ContextState }
@@ -192,49 +280,7 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     await asPgQuery(query).connection.query('COMMIT')
   })
 
-  let originalQuery: QueryMethod
-  wrapQueryAndTransaction(sequelize, {
-    query: (original) => {
-      originalQuery = original
-      return async function query (sql: unknown, options?: Record<string, unknown>) {
-        const store = tenantStorage.getStore()
-        const transaction = store?.transaction
-        try {
-          if (transaction !== undefined && (options === undefined || options.transaction === undefined)) {
-            return await original(sql, { ...options, transaction })
-          }
-          return await original(sql, options)
-        } catch (err) {
-          const schema = store?.schema ?? null
-          const table = schema === null ? missingTenantTable(err, state) : null
-          if (table !== null) throw new BoardinghouseErrors.NO_SCHEMA(`"${table}" is a tenant table and exists only in tenant schemas`, { cause: err })
-          if (schema !== null && missingRelationOrSchema(err) && await schemaGone(schema)) {
-            // Dropped after this request was resolved from the cache (before the change notice came).
-            state.onSchemaGone?.(schema)
-            throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema, { cause: err })
-          }
-          throw err
-        }
-      }
-    },
-    transaction: (original: TransactionMethod) => function transaction (...args: unknown[]) {
-      const outer = tenantStorage.getStore()?.transaction
-      if (outer === undefined) return original(...args)
-      if (typeof args[0] === 'function') return original({ transaction: outer }, args[0])
-      const options = (args[0] ?? {}) as Record<string, unknown>
-      if (options.transaction !== undefined) return original(...args)
-      return original({ ...options, transaction: outer }, ...args.slice(1))
-    }
-  })
-  /** Whether `schema` is gone from the database (asked outside any transaction: the failed one is aborted). */
-  async function schemaGone (schema: string): Promise<boolean> {
-    try {
-      const rows = await originalQuery('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :schema', { replacements: { schema }, type: 'SELECT', transaction: null })
-      return Array.isArray(rows) && rows.length === 0
-    } catch {
-      return false // cannot tell: keep the original error
-    }
-  }
+  convertQueryErrors(sequelize, async (query, err) => { throw await convertError(query, err, state) })
   return state
 }
 
@@ -289,8 +335,24 @@ function pickSettings (o: InstanceSettings): InstanceSettings {
   return { bindPath: o.bindPath, auditModels: o.auditModels, auditRepr: o.auditRepr, userIdType: o.userIdType, cacheTtl: o.cacheTtl }
 }
 
-/** Runs `fn` with `schema` active (no existence check here: callers check the registry first). */
+/**
+ * Runs `fn` with `schema` active (no existence check here: callers check the registry first). With
+ * `extra.transaction`, the queries made in `fn` without a transaction join that one, until `fn`
+ * (or the promise it returns) ends.
+ */
 export function runWithSchema<T> (schema: string | null, fn: () => T, extra: Omit<TenantStore, 'schema' | 'searchPath'> = {}): T {
   const outer = tenantStorage.getStore()
-  return tenantStorage.run(storeFor(schema, { userId: outer?.userId, ...extra }), fn)
+  const store = storeFor(schema, { userId: outer?.userId, ...extra })
+  if (extra.transaction === undefined) return tenantStorage.run(store, fn)
+  const leave = enterTransactionContext(transactionSequelize(extra.transaction))
+  let result: T
+  try {
+    result = tenantStorage.run(store, fn)
+  } catch (err) {
+    leave()
+    throw err
+  }
+  if (result instanceof Promise) return result.finally(leave) as T
+  leave()
+  return result
 }

@@ -100,26 +100,73 @@ export function asQueryOptions (options: object): QueryOptionsLike {
 }
 
 /** The dialect's Query class, as `sequelize.query` instantiates it (`new sequelize.dialect.Query(connection, sequelize, options)`). */
-export type PgQueryClass = new (connection: unknown, sequelize: Sequelize, options: object) => PgQueryLike & { run: (sql: string, parameters?: unknown[]) => Promise<unknown> }
+export type PgQueryClass = new (connection: PgClient, sequelize: Sequelize, options: object) => PgQueryObject
+
+interface PgQueryObject extends PgQueryLike {
+  run (sql: string, parameters?: unknown[]): Promise<unknown>
+}
 
 /** The query generator behind a queryInterface; its `options.schema` is the default schema of the SQL it writes. */
 export function queryGeneratorOf (queryInterface: QueryInterface): { options: object } {
   return (queryInterface as unknown as { queryGenerator: { options: object } }).queryGenerator
 }
 
-// ---------------------------------------------------------------- the instance's query and transaction methods
+/** The Sequelize instance a transaction belongs to (`transaction.sequelize`). */
+export function transactionSequelize (transaction: Transaction): Sequelize {
+  return (transaction as unknown as { sequelize: Sequelize }).sequelize
+}
+
+/**
+ * Makes every query of this instance (only) go through `onError` when it fails: replaces
+ * `sequelize.dialect.Query` (per instance: the dialect object is the instance's own) with a subclass
+ * whose `run()` hands a failure to `onError`, which throws the error to report. Sequelize
+ * instantiates that class for every query (`new this.dialect.Query(connection, this, options)` in
+ * `sequelize.query`); `run()` is where the SQL is sent, inside the retry and before the connection
+ * is released (afterQuery runs after it, in a `finally`: a hook cannot see nor replace the error,
+ * and a throwing afterQuery would skip the connection's release). Nothing on `Sequelize.prototype`
+ * or on the instance's `query` is touched, so a later patch of those (APM tracing) still sees
+ * every query.
+ */
+export function convertQueryErrors (sequelize: Sequelize, onError: (query: PgQueryLike, err: unknown) => Promise<never>): void {
+  const dialect = internal(sequelize).dialect
+  const Base = dialect.Query
+  class BoardinghouseQuery extends Base {
+    override async run (sql: string, parameters?: unknown[]): Promise<unknown> {
+      try {
+        return await super.run(sql, parameters)
+      } catch (err) {
+        return await onError(this, err)
+      }
+    }
+  }
+  dialect.Query = BoardinghouseQuery
+}
 
 export type QueryMethod = (sql: unknown, options?: Record<string, unknown>) => Promise<unknown>
 export type TransactionMethod = (...args: unknown[]) => Promise<unknown>
 
 /**
  * Replaces `sequelize.query` and `sequelize.transaction` on this instance (own properties, not the
- * prototype's: other instances are not touched) with what `wrap` builds from the current ones.
+ * prototype's: other instances are not touched) with what `wrap` builds from the current ones, until
+ * the returned function is called: it restores what was there (when nothing replaced the wrappers
+ * since; otherwise they stay, and pass through).
  */
-export function wrapQueryAndTransaction (sequelize: Sequelize, wrap: { query: (original: QueryMethod) => QueryMethod, transaction: (original: TransactionMethod) => TransactionMethod }): void {
-  const methods = sequelize as unknown as { query: QueryMethod, transaction: TransactionMethod }
-  methods.query = wrap.query(methods.query.bind(sequelize))
-  methods.transaction = wrap.transaction(methods.transaction.bind(sequelize))
+export function wrapQueryAndTransaction (sequelize: Sequelize, wrap: { query: (original: QueryMethod) => QueryMethod, transaction: (original: TransactionMethod) => TransactionMethod }): () => void {
+  const methods = sequelize as unknown as Record<'query' | 'transaction', QueryMethod | TransactionMethod>
+  const restore: Array<() => void> = []
+  for (const name of ['query', 'transaction'] as const) {
+    const own = Object.getOwnPropertyDescriptor(methods, name)
+    const current = methods[name]
+    const bound = current.bind(sequelize) as QueryMethod & TransactionMethod
+    const wrapper = name === 'query' ? wrap.query(bound) : wrap.transaction(bound)
+    methods[name] = wrapper
+    restore.push(() => {
+      if (methods[name] !== wrapper) return
+      if (own === undefined) delete (methods as Partial<typeof methods>)[name]
+      else Object.defineProperty(methods, name, own)
+    })
+  }
+  return () => { for (const r of restore) r() }
 }
 
 // ---------------------------------------------------------------- models

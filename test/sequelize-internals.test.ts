@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { DataTypes, QueryTypes, type Sequelize } from 'sequelize'
 import {
-  asPgQuery, connectionConfig, connectionManager, pinModelSchema, poolOptions, pools, queryGeneratorOf, writePool, wrapQueryAndTransaction
+  asPgQuery, connectionConfig, connectionManager, convertQueryErrors, pinModelSchema, poolOptions, pools, queryGeneratorOf, transactionSequelize, writePool, wrapQueryAndTransaction
 } from '../plugin/sequelize-internals.js'
 import { runWithSchema } from '../plugin/context.js'
 import { createTestDatabase, sequelizeFor, setupBoardinghouse } from './helpers.js'
@@ -123,7 +123,7 @@ test('sequelize.query and sequelize.transaction can be replaced on one instance 
   const one = sequelizeFor(t, url)
   const other = sequelizeFor(t, url)
   const calls: string[] = []
-  wrapQueryAndTransaction(one, {
+  const remove = wrapQueryAndTransaction(one, {
     query: (original) => async (sql, options) => { calls.push('query'); return await original(sql, options) },
     transaction: (original) => async (...args) => { calls.push('transaction'); return await original(...args) }
   })
@@ -133,6 +133,28 @@ test('sequelize.query and sequelize.transaction can be replaced on one instance 
   calls.length = 0
   await other.query('SELECT 1')
   assert.deepEqual(calls, [])
+  remove()
+  await one.query('SELECT 1')
+  assert.deepEqual(calls, [])
+  assert.equal(Object.hasOwn(one, 'query'), false, 'removed: the prototype\'s again')
+  await one.transaction(async (transaction) => { assert.equal(transactionSequelize(transaction), one) })
+})
+
+test('sequelize.dialect.Query: one per instance, instantiated per query; run() rejects with the formatted error, inside the query', async (t) => {
+  const url = await createTestDatabase(t)
+  const one = sequelizeFor(t, url)
+  const other = sequelizeFor(t, url)
+  const failures: Array<{ code?: string, inTransaction: boolean }> = []
+  convertQueryErrors(one, async (query, err) => {
+    // still holding its connection: it can be queried
+    await query.connection.query('SELECT 1')
+    failures.push({ code: (err as { original?: { code?: string } }).original?.code, inTransaction: query.options.transaction !== undefined && query.options.transaction !== null })
+    throw Object.assign(new Error('converted'), { cause: err })
+  })
+  await assert.rejects(one.query('SELECT * FROM nowhere'), /converted/)
+  await assert.rejects(other.query('SELECT * FROM nowhere'), (err: Error) => err.name === 'SequelizeDatabaseError')
+  assert.deepEqual(failures, [{ code: '42P01', inTransaction: false }])
+  assert.equal(await one.query('SELECT 1 AS one', { type: QueryTypes.SELECT, bind: [] }).then((r) => r.length), 1, 'successes pass through')
 })
 
 test('Model._schema and options.schema make getTableName() schema-qualified', async (t) => {
