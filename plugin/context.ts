@@ -102,8 +102,19 @@ export const PUBLIC_SEARCH_PATH = 'public'
 
 export const tenantStorage = new AsyncLocalStorage<TenantStore>()
 
+/** search_path values by schema name, computed once (bounded: cleared past SEARCH_PATHS_MAX names). */
+const searchPaths = new Map<string, string>()
+const SEARCH_PATHS_MAX = 100_000
+
 export function searchPathFor (schema: string | null): string {
-  return schema === null ? PUBLIC_SEARCH_PATH : `${quoteIdent(schema)}, public`
+  if (schema === null) return PUBLIC_SEARCH_PATH
+  let path = searchPaths.get(schema)
+  if (path === undefined) {
+    path = `${quoteIdent(schema)}, public`
+    if (searchPaths.size >= SEARCH_PATHS_MAX) searchPaths.clear()
+    searchPaths.set(schema, path)
+  }
+  return path
 }
 
 export function storeFor (schema: string | null, extra: Omit<TenantStore, 'schema' | 'searchPath'> = {}): TenantStore {
@@ -180,6 +191,10 @@ async function schemaGone (query: PgQueryLike, schema: string): Promise<boolean>
  * Sequelize.useCLS would be global to every instance in the process); the wrappers are removed
  * when the last such context ends, so the request path never runs through them.
  */
+async function sent (query: Promise<unknown>): Promise<void> {
+  await query
+}
+
 interface Join { contexts: number, remove: () => void }
 const joins = new WeakMap<Sequelize, Join>()
 
@@ -237,7 +252,9 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
   const state: ContextState = { tenantTables: new Set(), settings: null, claimed: new Set(), bindPath: 'set', audit: false }
   marked[STATE] = state
 
-  sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', async function setSearchPath (options: object, query: unknown) {
+  // Both hooks are plain functions that return a promise only when they send something: Sequelize's
+  // runHooks awaits each hook's result, and awaiting undefined costs no promise of the hook's own.
+  sequelize.addHook('beforeQuery', 'boardinghouse:searchPath', function setSearchPath (options: object, query: unknown): Promise<void> | undefined {
     const q = asPgQuery(query)
     const opts = asQueryOptions(options)
     const store = tenantStorage.getStore()
@@ -254,30 +271,29 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     if (opts.completesTransaction === true) {
       // COMMIT / ROLLBACK: nothing to resolve, and a SET in an aborted transaction would fail.
       q.options.searchPath = undefined
-      return
+      return undefined
     }
+    if (opts.bind === undefined && opts.supportsSearchPath !== false) {
+      // The common path: the SET travels in the query's own message.
+      q.options.searchPath = settings(state, store, false)
+      return undefined
+    }
+    q.options.searchPath = undefined
     if (opts.bind !== undefined && state.bindPath === 'transaction' && transaction === undefined) {
-      q.options.searchPath = undefined
-      await q.connection.query(`BEGIN; SET LOCAL search_path TO ${settings(state, store, false)}`)
       openedForBind.add(q)
-      return
+      return sent(q.connection.query(`BEGIN; SET LOCAL search_path TO ${settings(state, store, false)}`))
     }
-    if (opts.bind !== undefined || opts.supportsSearchPath === false) {
-      // Extended protocol (bind) allows one statement per message, and statements Sequelize flags
-      // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
-      // transaction of a multi-statement message: set the path on the connection first.
-      q.options.searchPath = undefined
-      await q.connection.query(`SET search_path TO ${settings(state, store, transaction === undefined)}`)
-      return
-    }
-    q.options.searchPath = settings(state, store, false)
+    // Extended protocol (bind) allows one statement per message, and statements Sequelize flags
+    // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
+    // transaction of a multi-statement message: set the path on the connection first.
+    return sent(q.connection.query(`SET search_path TO ${settings(state, store, transaction === undefined)}`))
   })
 
-  sequelize.addHook('afterQuery', 'boardinghouse:bindTransaction', async function endBindTransaction (_options: object, query: unknown) {
-    if (!openedForBind.has(query as object)) return
+  sequelize.addHook('afterQuery', 'boardinghouse:bindTransaction', function endBindTransaction (_options: object, query: unknown): Promise<void> | undefined {
+    if (!openedForBind.has(query as object)) return undefined
     openedForBind.delete(query as object)
     // COMMIT ends an aborted transaction too (as a rollback).
-    await asPgQuery(query).connection.query('COMMIT')
+    return sent(asPgQuery(query).connection.query('COMMIT'))
   })
 
   convertQueryErrors(sequelize, async (query, err) => { throw await convertError(query, err, state) })
