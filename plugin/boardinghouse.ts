@@ -8,7 +8,7 @@ import type { Model, ModelStatic } from 'sequelize'
 import { defineModels, type BoardinghouseModels, type UserId } from '../models/index.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 import { CloneDDLCache } from './clone/index.js'
-import { installContextHooks, runWithSchema, tenantStorage, type ContextState } from './context.js'
+import { installContextHooks, runWithSchema, shareInstanceSettings, tenantStorage, type ContextState } from './context.js'
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
@@ -53,11 +53,10 @@ export class Boardinghouse {
   private readonly context: ContextState
 
   constructor (options: BoardinghouseOptions, extraOptionKeys?: ReadonlySet<string>) {
-    this.options = resolveOptions(options, extraOptionKeys)
+    this.options = shareInstanceSettings(options, resolveOptions(options, extraOptionKeys))
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
     applyPoolRecycling(sequelize)
-    this.context.bindPath = this.options.bindPath
     this.context.onSchemaGone ??= () => { this.registry.invalidate() }
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)
@@ -72,7 +71,6 @@ export class Boardinghouse {
       onTemplateChanged: () => { this.clone.templateChanged() },
       auditTargets: () => this.auditTargets()
     })
-    this.context.audit = this.options.auditModels.length > 0
     this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() } })
     this.admin = new SchemaAdmin({
       sequelize,

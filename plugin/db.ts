@@ -1,22 +1,10 @@
-/** Access to a dedicated connection of the app's Sequelize pool (Sequelize internals, pinned by test/context.test.ts). */
+/** Access to a dedicated connection of the app's Sequelize pool (through plugin/sequelize-internals.ts). */
 import type { Sequelize } from 'sequelize'
 import { BoardinghouseErrors } from './errors.js'
+import { connectionConfig, connectionManager, poolOptions, pools, writePool, type PgClient } from './sequelize-internals.js'
 
-export interface RawConnection {
-  query: (sql: string, params?: unknown[]) => Promise<{ rows: Array<Record<string, unknown>>, rowCount: number | null }>
-}
-
-interface ConnectionManagerLike {
-  getConnection: (options?: object) => Promise<RawConnection>
-  releaseConnection: (connection: RawConnection) => Promise<void> | void
-  connect: (config: object) => Promise<RawConnection>
-  disconnect: (connection: RawConnection) => Promise<void>
-  destroyConnection?: (connection: RawConnection) => Promise<void>
-}
-
-function connectionManager (sequelize: Sequelize): ConnectionManagerLike {
-  return (sequelize as unknown as { connectionManager: ConnectionManagerLike }).connectionManager
-}
+/** A pg client of the pool (or of its own), for raw SQL. */
+export type RawConnection = Pick<PgClient, 'query'>
 
 /** Runs `fn` on one connection taken from the pool, and gives it back (also on error). */
 export async function withConnection<T> (sequelize: Sequelize, fn: (connection: RawConnection) => Promise<T>): Promise<T> {
@@ -62,7 +50,7 @@ export async function acquireConnection (sequelize: Sequelize): Promise<HeldConn
 
 /** The pool's maximum size as configured on the Sequelize instance. */
 export function poolMax (sequelize: Sequelize): number {
-  const max = (sequelize as unknown as { config: { pool?: { max?: number } } }).config.pool?.max
+  const max = poolOptions(sequelize).max
   return typeof max === 'number' && max > 0 ? max : 5
 }
 
@@ -72,7 +60,7 @@ export function poolMax (sequelize: Sequelize): number {
  */
 export async function withOwnConnection<T> (sequelize: Sequelize, fn: (connection: RawConnection) => Promise<T>): Promise<T> {
   const manager = connectionManager(sequelize)
-  const connection = await manager.connect((sequelize as unknown as { config: object }).config)
+  const connection = await manager.connect(connectionConfig(sequelize))
   try {
     return await fn(connection)
   } finally {
@@ -91,8 +79,6 @@ export async function withOwnConnection<T> (sequelize: Sequelize, fn: (connectio
  */
 export const DEFAULT_POOL_MAX_USES = 1000
 
-interface SequelizePoolLike { maxUsesPerResource?: number }
-
 /**
  * Applies DEFAULT_POOL_MAX_USES to the pool(s) of `sequelize` unless the app configured
  * `pool.maxUses` itself (any number; `0` means never recycle, as in sequelize-pool). Sequelize reads
@@ -101,11 +87,9 @@ interface SequelizePoolLike { maxUsesPerResource?: number }
  * limit in force (Infinity for none).
  */
 export function applyPoolRecycling (sequelize: Sequelize): number {
-  const configured = (sequelize as unknown as { config: { pool?: { maxUses?: number } } }).config.pool?.maxUses
-  const pool = (connectionManager(sequelize) as unknown as { pool?: SequelizePoolLike & { read?: SequelizePoolLike, write?: SequelizePoolLike } }).pool
-  const pools = pool === undefined ? [] : pool.read !== undefined && pool.write !== undefined ? [pool.read, pool.write] : [pool]
+  const configured = poolOptions(sequelize).maxUses
   if (configured !== undefined) return configured === 0 ? Infinity : configured
-  for (const p of pools) {
+  for (const p of pools(sequelize)) {
     if (typeof p.maxUsesPerResource !== 'number') {
       throw new BoardinghouseErrors.INVALID_OPTION('the Sequelize pool has no maxUsesPerResource (sequelize-pool changed): set pool.maxUses on the Sequelize instance')
     }
@@ -116,6 +100,5 @@ export function applyPoolRecycling (sequelize: Sequelize): number {
 
 /** The recycling limit in force on the pool of `sequelize` (Infinity for none). */
 export function poolMaxUses (sequelize: Sequelize): number {
-  const pool = (connectionManager(sequelize) as unknown as { pool?: SequelizePoolLike & { write?: SequelizePoolLike } }).pool
-  return (pool?.write ?? pool)?.maxUsesPerResource ?? Infinity
+  return writePool(sequelize)?.maxUsesPerResource ?? Infinity
 }

@@ -29,6 +29,8 @@ export const BoardinghouseErrors = {
   TEMPLATE_SHADOWS_SHARED: define('FST_BH_TEMPLATE_SHADOWS_SHARED', 'Table "%s" of shared model "%s" also exists in __template__: every schema would get a copy that raw queries read instead of the shared table', 500),
   SHARED_REFERENCES_TENANT: define('FST_BH_SHARED_REFERENCES_TENANT', 'Shared model "%s" has a foreign key to tenant model "%s"; a table in public cannot reference a table that exists once per schema', 500),
   UNKNOWN_MODEL: define('FST_BH_UNKNOWN_MODEL', 'Model "%s" is not defined on this Sequelize instance', 500),
+  SETTINGS_CONFLICT: define('FST_BH_SETTINGS_CONFLICT', 'Another Boardinghouse on this Sequelize instance has %s = %s, this one asks for %s: the setting belongs to the Sequelize instance; give the same value or none', 500),
+  TENANCY_UNAVAILABLE: define('FST_BH_TENANCY_UNAVAILABLE', 'request.boardinghouse is only available after the onRequest hook of fastify-boardinghouse', 500),
   TRANSACTION_SCHEMA_MISMATCH: define('FST_BH_TRANSACTION_SCHEMA_MISMATCH', 'A transaction opened in schema "%s" was used while schema "%s" is active', 500),
   INVALID_USER_ID: define('FST_BH_INVALID_USER_ID', 'Invalid user id: %s', 400),
   NO_SCHEMA: define('FST_BH_NO_SCHEMA', 'No schema is selected: %s', 400),

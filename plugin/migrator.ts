@@ -24,6 +24,7 @@ import { poolMax, withOwnConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { importFile } from './loader.js'
 import { GUARD_TRIGGER_PREFIX } from './clone/index.js'
+import { queryGeneratorOf } from './sequelize-internals.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
 
 /** Advisory lock key shared by `migrate` (exclusive) and tenant creation (shared). */
@@ -133,7 +134,7 @@ function toRunnable (m: LoadedMigration): RunnableMigration<MigrationContext> {
  */
 export function schemaQueryInterface (queryInterface: QueryInterface, schema: string): QueryInterface {
   if (schema === 'public') return queryInterface
-  const generator = (queryInterface as unknown as { queryGenerator: { options: object } }).queryGenerator
+  const generator = queryGeneratorOf(queryInterface)
   const schemaGenerator = Object.create(generator, { options: { value: { ...generator.options, schema }, writable: true } }) as object
   return Object.create(queryInterface, { queryGenerator: { value: schemaGenerator, writable: true } }) as QueryInterface
 }

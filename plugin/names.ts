@@ -37,10 +37,15 @@ export function quoteIdent (name: string): string {
   return '"' + name.replace(/"/g, '""') + '"'
 }
 
-/** Quotes a string literal for SQL (standard_conforming_strings on, as since PostgreSQL 9.1). */
+/**
+ * Quotes a string literal for SQL, whatever `standard_conforming_strings` is: a value with no
+ * backslash is `'…'` (read alike either way); one with a backslash is an escape string `E'…'` with
+ * backslashes doubled, which no setting reads differently.
+ */
 export function quoteLiteral (value: string): string {
   if (value.includes('\u0000')) throw new TypeError('string literal contains a NUL byte')
-  return "'" + value.replace(/'/g, "''") + "'"
+  const quoted = value.replace(/'/g, "''")
+  return value.includes('\\') ? "E'" + quoted.replace(/\\/g, '\\\\') + "'" : "'" + quoted + "'"
 }
 
 /** A short, printable rendering of a rejected value for error messages. */

@@ -6,19 +6,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Sequelize } from 'sequelize'
+import { connectionConfig, connectionManager, type ConnectionManagerLike, type PgClient } from './sequelize-internals.js'
 
 export const CHANNEL = 'boardinghouse_changes'
 
-interface ListenConnection {
-  query: (sql: string) => Promise<unknown>
-  on: (event: string, listener: (arg: unknown) => void) => void
-  removeAllListeners: (event?: string) => void
-}
-
-interface ConnectionManagerLike {
-  connect: (config: object) => Promise<ListenConnection>
-  disconnect: (connection: ListenConnection) => Promise<void>
-}
+type ListenConnection = PgClient
 
 export interface ChangeListenerOptions {
   sequelize: Sequelize
@@ -45,7 +37,7 @@ export class ChangeListener {
   }
 
   private manager (): ConnectionManagerLike {
-    return (this.options.sequelize as unknown as { connectionManager: ConnectionManagerLike }).connectionManager
+    return connectionManager(this.options.sequelize)
   }
 
   /** True while a LISTEN connection is up. */
@@ -63,7 +55,7 @@ export class ChangeListener {
   private async connect (first: boolean): Promise<void> {
     if (this.stopped) return
     this.connecting ??= (async () => {
-      const config = (this.options.sequelize as unknown as { config: object }).config
+      const config = connectionConfig(this.options.sequelize)
       let connection: ListenConnection | null = null
       try {
         connection = await this.manager().connect(config)

@@ -2,6 +2,8 @@
 
 /** SQLSTATE 42P01: a relation does not exist. */
 export const UNDEFINED_TABLE = '42P01'
+/** SQLSTATE 3F000: a schema does not exist. */
+export const INVALID_SCHEMA_NAME = '3F000'
 
 /** The SQLSTATE of a pg error (`code`) or of the pg error a Sequelize error wraps (`original`, `parent`). */
 export function sqlState (err: unknown): string | undefined {

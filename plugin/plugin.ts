@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { UserId } from '../models/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import type { BoardinghouseOptions } from './options.js'
-import { resolveSchemaHook, tenancyOf, type BoardinghouseRouteConfig, type RequestTenancy, type SchemaResolver, type TenantInfo } from './request.js'
+import { decorateTenancy, resolveSchemaHook, tenancyOf, type BoardinghouseRouteConfig, type RequestTenancy, type SchemaResolver, type TenantInfo } from './request.js'
 import { registerSwitchRoute } from './switch.js'
 import { assertSessionAvailable, sessionOf } from './session.js'
 import type { AuditEntry } from './audit.js'
@@ -104,6 +104,7 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
 
   app.decorate('boardinghouse', bh)
   app.decorateRequest('tenant', null)
+  decorateTenancy(app)
   app.decorateRequest('boardinghouse', {
     getter (this: FastifyRequest) { return tenancyOf(this) }
   })

@@ -4,24 +4,19 @@
  * user's only schema), the permission check on every request, and the AsyncLocalStorage store that
  * every Sequelize query made while handling the request reads.
  */
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { UserId } from '../models/index.js'
-import { userKey, type RegistrySnapshot, type SchemaInfo } from './registry.js'
+import { userKey, type RegistrySnapshot, type SchemaInfo, type TenantInfo } from './registry.js'
 import { setStoreSchema, storeFor, tenantStorage, type TenantStore } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
-import { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName } from './names.js'
+import { TEMPLATE_SCHEMA, assertSchemaName } from './names.js'
 import type { Boardinghouse } from './boardinghouse.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 import { assertSameSite } from './same-site.js'
 import { requireSession, sessionOf } from './session.js'
 
-/** What `request.tenant` holds: the active schema. */
-export interface TenantInfo {
-  /** The PostgreSQL schema name. */
-  schema: string
-  /** Its display name. */
-  name: string
-}
+/** What `request.tenant` holds: the active schema (one type, the registry's). */
+export type { TenantInfo }
 
 /** Resolves a request's schema by other means than the session (subdomain, header, path). */
 export type SchemaResolver = (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>
@@ -80,14 +75,13 @@ export interface RequestOptions {
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
 
-type RequestWithTenancy = FastifyRequest & { [kTenancy]?: RequestTenancy }
+type RequestWithTenancy = FastifyRequest & { [kTenancy]?: RequestTenancy | null }
 
 function infoOf (s: SchemaInfo): TenantInfo {
   return { schema: s.schema, name: s.name }
 }
 
 class Tenancy implements RequestTenancy {
-  private list: TenantInfo[] | null = null
 
   constructor (
     private readonly request: FastifyRequest,
@@ -121,7 +115,9 @@ class Tenancy implements RequestTenancy {
   }
 
   allowed (schema: string): boolean {
-    if (this.userId === null || !isValidSchemaName(schema)) return false
+    if (this.userId === null) return false
+    // The snapshot first: every name it holds is a valid tenant schema name (the registry table's
+    // CHECK constraint boardinghouse_schema_name_valid), and the template is not in it.
     const info = this.snapshot.schemas.get(schema)
     if (info === undefined || !info.isActive) return false
     return this.isAdmin || this.memberOf().has(schema)
@@ -140,11 +136,9 @@ class Tenancy implements RequestTenancy {
   }
 
   get schemas (): readonly TenantInfo[] {
-    if (this.list === null) {
-      const names = this.isAdmin ? [...this.snapshot.schemas.keys()] : [...this.memberOf()]
-      this.list = names.filter((n) => this.allowed(n)).sort().map((n) => infoOf(this.snapshot.schemas.get(n) as SchemaInfo))
-    }
-    return this.list
+    // precomputed once per registry snapshot: no per-request filtering or sorting
+    if (this.userId === null) return []
+    return this.isAdmin ? this.snapshot.allActive : this.snapshot.selectable(userKey(this.userId))
   }
 
   /** The checks of the switch route, in the order of their status codes' specificity. */
@@ -186,16 +180,39 @@ function isSafeMethod (method: string): boolean {
 /** `request.boardinghouse`. */
 export function tenancyOf (request: FastifyRequest): RequestTenancy {
   const tenancy = (request as RequestWithTenancy)[kTenancy]
-  if (tenancy === undefined) throw new Error('request.boardinghouse is only available after the onRequest hook of fastify-boardinghouse')
+  if (tenancy === undefined || tenancy === null) throw new BoardinghouseErrors.TENANCY_UNAVAILABLE()
   return tenancy
+}
+
+/**
+ * Declares the request's tenancy slot (null until the onRequest hook fills it), so that every
+ * request has the same shape from its construction. Call on the app before adding the hook.
+ */
+export function decorateTenancy (app: FastifyInstance): void {
+  if (!app.hasRequestDecorator(kTenancy)) app.decorateRequest(kTenancy, null)
+}
+
+function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
 
 /** The onRequest hook: resolves the schema, checks it, and runs the rest of the request in its store. */
 export function resolveSchemaHook (options: RequestOptions): (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void {
   const { bh, getUserId, isAdmin } = options
 
-  async function resolve (request: FastifyRequest, store: TenantStore): Promise<void> {
-    const rawUserId = await getUserId(request)
+  // The steps below return a promise only when one of the app's functions (getUserId, isAdmin,
+  // schemaFrom) does, or the registry must load: with synchronous ones (the defaults) a request is
+  // resolved without a promise of its own.
+
+  /** Step 1: who the user is. */
+  function resolve (request: FastifyRequest, store: TenantStore): Promise<void> | undefined {
+    const rawUserId = getUserId(request)
+    if (isPromise(rawUserId)) return rawUserId.then((raw) => withUser(request, store, raw))
+    return withUser(request, store, rawUserId)
+  }
+
+  /** Step 2: the registry snapshot (from the cache, no query, unless it is stale). */
+  function withUser (request: FastifyRequest, store: TenantStore, rawUserId: UserId | null | undefined): Promise<void> | undefined {
     let userId: UserId | null = null
     if (rawUserId !== undefined && rawUserId !== null) {
       try {
@@ -205,14 +222,32 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
       }
     }
     store.userId = userId
-    const snapshot = bh.registry.peek() ?? await bh.registry.get()
-    const admin = userId !== null && await isAdmin(request, userId)
+    const snapshot = bh.registry.peek()
+    if (snapshot === null) return bh.registry.get().then((s) => withSnapshot(request, store, userId, s))
+    return withSnapshot(request, store, userId, snapshot)
+  }
+
+  /** Step 3: whether the user is an admin. */
+  function withSnapshot (request: FastifyRequest, store: TenantStore, userId: UserId | null, snapshot: RegistrySnapshot): Promise<void> | undefined {
+    const admin = userId === null ? false : isAdmin(request, userId)
+    if (isPromise(admin)) return admin.then((a) => withAdmin(request, store, userId, snapshot, a))
+    return withAdmin(request, store, userId, snapshot, admin)
+  }
+
+  /** Step 4: the request's tenancy, and the route's or app's resolver. */
+  function withAdmin (request: FastifyRequest, store: TenantStore, userId: UserId | null, snapshot: RegistrySnapshot, admin: boolean): Promise<void> | undefined {
     const tenancy = new Tenancy(request, store, snapshot, userId, admin, options)
     ;(request as RequestWithTenancy)[kTenancy] = tenancy
-
     const route = (request.routeOptions.config as { boardinghouse?: BoardinghouseRouteConfig } | undefined)?.boardinghouse
     const resolver = route?.schemaFrom ?? options.schemaFrom
-    const explicit = resolver === undefined ? undefined : await resolver(request)
+    const explicit = resolver === undefined ? undefined : resolver(request)
+    if (isPromise(explicit)) return explicit.then((e) => { select(request, store, tenancy, snapshot, userId, route, e) })
+    select(request, store, tenancy, snapshot, userId, route, explicit)
+    return undefined
+  }
+
+  /** Step 5: which schema this request runs in, after the checks. */
+  function select (request: FastifyRequest, store: TenantStore, tenancy: Tenancy, snapshot: RegistrySnapshot, userId: UserId | null, route: BoardinghouseRouteConfig | undefined, explicit: string | null | undefined): void {
     const linked = explicit === undefined || explicit === null ? linkedSchema(request) : undefined
     if (explicit !== undefined && explicit !== null) {
       tenancy.set(tenancy.check(explicit), false)
@@ -250,6 +285,14 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
 
   return function resolveSchema (request, reply, done) {
     const store = storeFor(null, { userId: null, requestId: request.id })
-    resolve(request, store).then(() => { tenantStorage.run(store, done) }, done)
+    let pending: Promise<void> | undefined
+    try {
+      pending = resolve(request, store)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    if (pending === undefined) tenantStorage.run(store, done)
+    else pending.then(() => { tenantStorage.run(store, done) }, done)
   }
 }

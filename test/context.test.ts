@@ -1,6 +1,5 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createRequire } from 'node:module'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { runWithSchema } from '../plugin/context.js'
 import { withConnection } from '../plugin/db.js'
@@ -71,23 +70,47 @@ test('search_path on one pooled connection shared by every schema', async (t) =>
   })
 })
 
-test('Sequelize internals the library relies on are still there', async (t) => {
-  const { sequelize } = await setupBoardinghouse(t)
-  const require = createRequire(import.meta.url)
-  const version = (require('sequelize/package.json') as { version: string }).version
-  assert.match(version, /^6\./, 'written against sequelize 6')
-  const manager = (sequelize as unknown as { connectionManager: Record<string, unknown> }).connectionManager
-  assert.equal(typeof manager.getConnection, 'function')
-  assert.equal(typeof manager.releaseConnection, 'function')
-  // beforeQuery receives (options, query) and query.run() prepends query.options.searchPath
-  let seen: { options?: object, query?: { options?: { searchPath?: unknown }, connection?: unknown } } = {}
-  sequelize.addHook('beforeQuery', 'pin', (options: object, query: unknown) => { seen = { options, query: query as typeof seen.query } })
-  await runWithSchema(null, async () => { await sequelize.query('SELECT 1') })
-  sequelize.removeHook('beforeQuery', 'pin')
-  assert.ok(seen.options !== undefined && seen.query?.options !== undefined)
-  assert.notEqual(seen.options, seen.query.options, 'the hook must write query.options, a copy')
-  assert.equal(typeof (seen.query.connection as { query?: unknown }).query, 'function')
-  const src = require('node:fs').readFileSync(require.resolve('sequelize/lib/dialects/postgres/query'), 'utf8') as string
-  assert.match(src, /this\.options\.searchPath/)
-  assert.match(src, /setSearchPath\(this\.options\.searchPath\) \+ sql/)
+test('the query path outside migrations is Sequelize\'s own: a later patch of Sequelize.prototype.query sees every query', async (t) => {
+  const { bh, sequelize } = await setupBoardinghouse(t, {}, { pool: { max: 1, min: 0 } })
+  await bh.createSchema('acme')
+  const Item = sequelize.models.Item as NonNullable<typeof sequelize.models.Item>
+  assert.equal(Object.hasOwn(sequelize, 'query'), false, 'no wrapper left on the instance after migrate')
+  assert.equal(Object.hasOwn(sequelize, 'transaction'), false)
+  const proto = Object.getPrototypeOf(sequelize) as { query: (...args: unknown[]) => Promise<unknown> }
+  const original = proto.query
+  const traced: string[] = []
+  proto.query = async function traced_ (this: Sequelize, ...args: unknown[]) { traced.push(typeof args[0] === 'string' ? args[0] : String((args[0] as { query?: string }).query)); return await original.apply(this, args) }
+  try {
+    await bh.runInSchema('acme', async () => { await Item.create({ title: 'a' }); await Item.count() })
+  } finally {
+    proto.query = original
+  }
+  assert.ok(traced.some((sql) => sql.startsWith('INSERT INTO "items"')), traced.join('\n'))
+  assert.ok(traced.some((sql) => /^SELECT count\(\*\)/.test(sql)), traced.join('\n'))
+
+  await t.test('during a migration, queries without a transaction join the schema\'s; the wrapper goes when it ends', async () => {
+    const seen: boolean[] = []
+    const hook = (): void => { seen.push(Object.hasOwn(sequelize, 'query')) }
+    sequelize.addHook('beforeQuery', 'probe', hook)
+    try {
+      await bh.migrate()
+    } finally {
+      sequelize.removeHook('beforeQuery', 'probe')
+    }
+    assert.ok(seen.includes(true), 'wrapped while a schema migrated')
+    assert.equal(Object.hasOwn(sequelize, 'query'), false)
+  })
+
+  await t.test('a failed query still reports FST_BH_NO_SCHEMA / FST_BH_SCHEMA_NOT_FOUND (on a pool of one)', async () => {
+    await assert.rejects(Item.count(), (err: { code?: string }) => err.code === 'FST_BH_NO_SCHEMA')
+    await bh.createSchema('doomed')
+    await bh.runInSchema('doomed', async () => {
+      await withConnection(sequelize, async (c) => { await c.query('DROP SCHEMA doomed CASCADE') })
+      await assert.rejects(Item.count(), (err: { code?: string }) => err.code === 'FST_BH_SCHEMA_NOT_FOUND')
+      const transaction = await sequelize.transaction()
+      await assert.rejects(Item.count({ transaction }), (err: { code?: string }) => err.code === 'FST_BH_SCHEMA_NOT_FOUND' || err.code === undefined)
+      await transaction.rollback()
+    })
+    assert.equal(await Item.count().catch((err: { code?: string }) => err.code), 'FST_BH_NO_SCHEMA')
+  })
 })
