@@ -52,8 +52,9 @@ export class Boardinghouse {
   private readonly changes: ChangeListener
   private readonly context: ContextState
 
-  constructor (options: BoardinghouseOptions, extraOptionKeys?: ReadonlySet<string>) {
-    this.options = resolveOptions(options, extraOptionKeys)
+  /** `options` are validated and defaulted by options.ts's `resolveOptions` (an already resolved object is taken as it is). */
+  constructor (options: BoardinghouseOptions | ResolvedOptions) {
+    this.options = resolveOptions(options)
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
     applyPoolRecycling(sequelize)
