@@ -12,6 +12,7 @@ import { installContextHooks, runWithSchema, tenantStorage, type ContextState } 
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
+import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
 import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
 import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
@@ -248,6 +249,25 @@ export class Boardinghouse {
   /** Runs `fn` with no schema active (public only). */
   async runInPublic<T> (fn: () => Promise<T> | T): Promise<T> {
     return await runWithSchema(null, async () => await fn())
+  }
+
+  // ---------------------------------------------------------------- background jobs (jobs.ts)
+
+  /**
+   * The calling tenant context as plain JSON, to store in a job's data: `{ schema, userId,
+   * requestId }` inside a request or `runInSchema` with a schema active, else null.
+   */
+  jobContext (): JobContext | null {
+    return jobContext()
+  }
+
+  /**
+   * Runs `fn` in a job's stored context after re-checking it against this API (well-formed, schema
+   * registered and active, the user still a member or an admin by `options.isAdmin`); refuses with
+   * the codes of plugin/jobs.ts's `runInJobContext`, never running `fn`.
+   */
+  async runInJobContext<T> (ctx: unknown, fn: () => Promise<T> | T, options: JobContextOptions = {}): Promise<T> {
+    return await runInJobContext(this, ctx, fn, options)
   }
 
   /** Audit log entries: by default of the active schema and of shared models, newest first. */
