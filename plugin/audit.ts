@@ -5,7 +5,7 @@
 import { QueryTypes, type Model, type ModelStatic, type Sequelize } from 'sequelize'
 import { runWithSchema } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
-import { assertSchemaName } from './names.js'
+import { assertSchemaName, describe } from './names.js'
 
 export type AuditAction = 'create' | 'update' | 'delete'
 
@@ -55,9 +55,39 @@ interface Row {
   request_id: string | null
 }
 
-export async function readAuditLog (sequelize: Sequelize, query: AuditQuery, activeSchema: string | null): Promise<AuditEntry[]> {
+const QUERY_KEYS = new Set<string>(['schema', 'allSchemas', 'includeShared', 'model', 'objectPk', 'limit', 'before'])
+
+function invalid (message: string): never {
+  throw new BoardinghouseErrors.INVALID_INPUT(`auditLog: ${message}`)
+}
+
+/**
+ * Checks an audit query's fields, which often come from a request (a query string): a problem is
+ * FST_BH_INVALID_INPUT (400) naming the field.
+ */
+function checkQuery (query: unknown): AuditQuery {
+  if (typeof query !== 'object' || query === null || Array.isArray(query)) invalid(`the query must be an object, not ${describe(query)}`)
+  const q = query as Record<string, unknown>
+  for (const key of Object.keys(q)) if (!QUERY_KEYS.has(key)) invalid(`unknown query field "${key}"`)
+  if (q.limit !== undefined && (typeof q.limit !== 'number' || !Number.isInteger(q.limit) || q.limit < 1 || q.limit > 500)) {
+    invalid(`limit must be an integer from 1 to 500, not ${describe(q.limit)}`)
+  }
+  // an entry id: its text (AuditEntry.id), or as a number
+  const before = typeof q.before === 'number' && Number.isSafeInteger(q.before) && q.before >= 0 ? String(q.before) : q.before
+  if (before !== undefined && (typeof before !== 'string' || !/^[0-9]{1,19}$/.test(before))) invalid(`before must be an entry id (digits), not ${describe(q.before)}`)
+  if (q.model !== undefined && typeof q.model !== 'string') invalid(`model must be a model name, not ${describe(q.model)}`)
+  if (q.objectPk !== undefined && typeof q.objectPk !== 'string' && typeof q.objectPk !== 'number') invalid(`objectPk must be a string or a number, not ${describe(q.objectPk)}`)
+  for (const flag of ['allSchemas', 'includeShared'] as const) {
+    if (q[flag] !== undefined && typeof q[flag] !== 'boolean') invalid(`${flag} must be a boolean, not ${describe(q[flag])}`)
+  }
+  if (q.schema !== undefined && q.schema !== null && typeof q.schema !== 'string') invalid(`schema must be a schema name or null, not ${describe(q.schema)}`)
+  return (before === undefined ? q : { ...q, before }) as AuditQuery
+}
+
+/** Reads audit entries, newest first; the query's fields are checked (FST_BH_INVALID_INPUT, 400). */
+export async function readAuditLog (sequelize: Sequelize, input: AuditQuery, activeSchema: string | null): Promise<AuditEntry[]> {
+  const query = checkQuery(input)
   const limit = query.limit ?? 50
-  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new BoardinghouseErrors.INVALID_OPTION('limit must be an integer from 1 to 500')
   const where: string[] = []
   const replacements: Record<string, unknown> = { limit }
   if (query.allSchemas !== true) {
@@ -74,7 +104,6 @@ export async function readAuditLog (sequelize: Sequelize, query: AuditQuery, act
   if (query.model !== undefined) { where.push('model = :model'); replacements.model = query.model }
   if (query.objectPk !== undefined) { where.push('object_pk = :pk'); replacements.pk = String(query.objectPk) }
   if (query.before !== undefined) {
-    if (!/^[0-9]{1,19}$/.test(query.before)) throw new BoardinghouseErrors.INVALID_OPTION('before must be an entry id')
     where.push('e.id < :before')
     replacements.before = query.before
   }

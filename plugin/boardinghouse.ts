@@ -12,11 +12,12 @@ import { installContextHooks, runWithSchema, shareInstanceSettings, tenantStorag
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
+import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
 import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
 import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
-import { resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
+import { givenOptions, resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
 import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './registry.js'
 import { SchemaAdmin, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
 import { normalizeUserId } from './user-id.js'
@@ -52,8 +53,10 @@ export class Boardinghouse {
   private readonly changes: ChangeListener
   private readonly context: ContextState
 
-  constructor (options: BoardinghouseOptions, extraOptionKeys?: ReadonlySet<string>) {
-    this.options = shareInstanceSettings(options, resolveOptions(options, extraOptionKeys))
+  /** `options` are validated and defaulted by options.ts's `resolveOptions` (an already resolved object is taken as it is). */
+  constructor (options: BoardinghouseOptions | ResolvedOptions) {
+    const resolved = resolveOptions(options)
+    this.options = shareInstanceSettings(givenOptions(resolved), resolved)
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
     applyPoolRecycling(sequelize)
@@ -245,6 +248,25 @@ export class Boardinghouse {
   /** Runs `fn` with no schema active (public only). */
   async runInPublic<T> (fn: () => Promise<T> | T): Promise<T> {
     return await runWithSchema(null, async () => await fn())
+  }
+
+  // ---------------------------------------------------------------- background jobs (jobs.ts)
+
+  /**
+   * The calling tenant context as plain JSON, to store in a job's data: `{ schema, userId,
+   * requestId }` inside a request or `runInSchema` with a schema active, else null.
+   */
+  jobContext (): JobContext | null {
+    return jobContext()
+  }
+
+  /**
+   * Runs `fn` in a job's stored context after re-checking it against this API (well-formed, schema
+   * registered and active, the user still a member or an admin by `options.isAdmin`); refuses with
+   * the codes of plugin/jobs.ts's `runInJobContext`, never running `fn`.
+   */
+  async runInJobContext<T> (ctx: unknown, fn: () => Promise<T> | T, options: JobContextOptions = {}): Promise<T> {
+    return await runInJobContext(this, ctx, fn, options)
   }
 
   /** Audit log entries: by default of the active schema and of shared models, newest first. */

@@ -97,6 +97,15 @@ The config module (${'`'}--config${'`'}) names the app's models and migration fo
 .ts/.mts/.cts need tsx (npm install --save-dev tsx).
 `
 
+/** Errors of the command line itself (a bad option value): exit 2, like commander's own usage errors. */
+const usageErrors = new WeakSet<object>()
+
+function usageError (message: string): Error {
+  const err = new BoardinghouseErrors.INVALID_OPTION(message)
+  usageErrors.add(err)
+  return err
+}
+
 export function buildProgram (io: CliIO = defaultIO): Command {
   const program = new Command('boardinghouse')
     .description('Postgres schema-per-tenant multi-tenancy for Fastify and Sequelize')
@@ -104,8 +113,8 @@ export function buildProgram (io: CliIO = defaultIO): Command {
     .option('-c, --config <path>', 'config module (default: boardinghouse.config.* in the current directory)')
     .addHelpText('after', ENVIRONMENT_HELP)
     .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError()
+    // commander's own error messages are printed by main(), as one line
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: () => {} })
 
   const withApi = async <T>(fn: (bh: Boardinghouse) => Promise<T>): Promise<T> => {
     const { bh, close } = await open(program.opts<{ config?: string }>().config, io)
@@ -120,7 +129,7 @@ export function buildProgram (io: CliIO = defaultIO): Command {
     .description('run shared migrations once, then tenant migrations in __template__ and every schema that is behind')
     .option('--concurrency <n>', 'schemas migrated at once', (v) => {
       const n = Number(v)
-      if (!Number.isInteger(n) || n < 1) throw new BoardinghouseErrors.INVALID_OPTION(`--concurrency must be a positive integer, not ${JSON.stringify(v)}`)
+      if (!Number.isInteger(n) || n < 1) throw usageError(`--concurrency must be a positive integer, not ${JSON.stringify(v)}`)
       return n
     })
     .action(async (opts: { concurrency?: number }) => {
@@ -201,7 +210,7 @@ export function buildProgram (io: CliIO = defaultIO): Command {
     .option('--format <format>', 'json (an array, one object per line) or ndjson (default: ndjson for a .ndjson/.jsonl output file, else json)')
     .action(async (models: string[], opts: { schema?: string, output?: string, format?: string }) => {
       const format = opts.format ?? (opts.output !== undefined && /\.(ndjson|jsonl)$/i.test(opts.output) ? 'ndjson' : 'json')
-      if (format !== 'json' && format !== 'ndjson') throw new BoardinghouseErrors.INVALID_OPTION(`--format must be json or ndjson, not ${JSON.stringify(format)}`)
+      if (format !== 'json' && format !== 'ndjson') throw usageError(`--format must be json or ndjson, not ${JSON.stringify(format)}`)
       await withApi(async (bh) => {
         const texts = dumpDataBatches(bh, { ...(opts.schema !== undefined ? { schema: opts.schema } : {}), models })
         if (opts.output === undefined) {
@@ -242,19 +251,32 @@ export function buildProgram (io: CliIO = defaultIO): Command {
   return program
 }
 
-/** Runs the CLI; resolves to the exit code. Errors print as one line: `boardinghouse: CODE: message`. */
+/**
+ * Runs the CLI; resolves to the exit code: 0, 2 for a usage error (unknown command or option, missing
+ * argument, bad option value), 1 for a failure while running. Errors print as one line:
+ * `boardinghouse: CODE: message` (`boardinghouse: message` for commander's usage errors).
+ */
 export async function main (argv: string[], io: CliIO = defaultIO): Promise<number> {
   const program = buildProgram(io)
   try {
     await program.parseAsync(argv, { from: 'user' })
     return 0
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return 0
+      // no command given: commander printed the help instead of an error line
+      if (err.code !== 'commander.help') io.err(`boardinghouse: ${firstLine(err.message).replace(/^error: /, '')} (see boardinghouse --help)\n`)
+      return 2
+    }
     const e = err as { code?: string, message?: string }
     const code = typeof e.code === 'string' && e.code.startsWith('FST_BH_') ? `${e.code}: ` : ''
-    io.err(`boardinghouse: ${code}${(e.message ?? String(err)).split('\n')[0] ?? ''}\n`)
-    return 1
+    io.err(`boardinghouse: ${code}${firstLine(e.message ?? String(err))}\n`)
+    return typeof err === 'object' && err !== null && usageErrors.has(err) ? 2 : 1
   }
+}
+
+function firstLine (text: string): string {
+  return text.split('\n')[0] ?? ''
 }
 
 const invoked = process.argv[1]

@@ -12,12 +12,13 @@ const plugin = fp(boardinghouse, {
 
 export default plugin
 export { plugin as boardinghouse }
-export type { BoardinghousePluginOptions } from './plugin.js'
 export type { AuditEntryWithLink, BoardinghouseRouteConfig, RequestTenancy, SchemaResolver, TenantInfo } from './request.js'
 export type { AuditAction, AuditEntry, AuditQuery } from './audit.js'
 export { Boardinghouse, createBoardinghouse, normalizeUserId } from './boardinghouse.js'
 export type { CreateSchemaOptions, DeleteSchemaOptions, ListSchemasOptions, RunInSchemaOptions, SchemaInfo } from './boardinghouse.js'
-export type { BoardinghouseOptions } from './options.js'
+export type { BoardinghouseOptions, BoardinghousePluginOptions } from './options.js'
+export { jobContext, runInJobContext } from './jobs.js'
+export type { JobContext, JobContextOptions, JobTenancy } from './jobs.js'
 export { DEFAULT_MAX_VALUE_LENGTH, JsonNumber, dumpDataText, readDumpObjects, writeDump } from './data/index.js'
 export type { DumpFormat, DumpObject, DumpOptions, LoadOptions, LoadResult, LoadSource, ReadDumpOptions } from './data/index.js'
 export type { BindPathMode } from './context.js'

@@ -1,7 +1,16 @@
+/**
+ * Every option of the library, validated and defaulted here, in one place: the tenant API's
+ * (`resolveOptions`, used by `createBoardinghouse`, the CLI and the plugin) and the Fastify plugin's
+ * own (`resolvePluginOptions`, which validates its keys and hands the rest to `resolveOptions`).
+ * Validation never mutates the caller's object; a problem throws FST_BH_INVALID_OPTION naming the option.
+ */
+import type { FastifyRequest } from 'fastify'
 import type { Model, ModelStatic, Sequelize } from 'sequelize'
-import type { UserIdType } from '../models/index.js'
+import type { UserId, UserIdType } from '../models/index.js'
+import type { AuditEntry } from './audit.js'
 import type { BindPathMode } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
+import { sessionOf } from './session.js'
 
 /** Options of the tenant API (`createBoardinghouse`), shared by the Fastify plugin and the CLI. */
 export interface BoardinghouseOptions {
@@ -36,6 +45,7 @@ export interface BoardinghouseOptions {
   auditRepr?: Readonly<Record<string, string>>
 }
 
+/** The tenant API's options with every default filled in (what `resolveOptions` returns). */
 export interface ResolvedOptions {
   sequelize: Sequelize
   tenantModels: ReadonlyArray<string | ModelStatic<Model>>
@@ -91,13 +101,28 @@ function bindPath (value: unknown): BindPathMode {
   return value
 }
 
+/** Objects `resolveOptions` returned, with the caller's object they came from: resolving one again returns it as it is. */
+const resolved = new WeakMap<object, object>()
+
 /**
- * Validates the caller's options (never mutating them) and fills in defaults.
- * `extraKeys` are options a wrapper (the Fastify plugin) accepts and validates itself.
+ * The options the caller actually gave for a resolved object (before defaults): per-Sequelize
+ * settings are claimed only when given (context.ts shareInstanceSettings).
  */
-export function resolveOptions (options: unknown, extraKeys: ReadonlySet<string> = new Set()): ResolvedOptions {
+export function givenOptions (options: ResolvedOptions): object {
+  return resolved.get(options) ?? options
+}
+
+/**
+ * Validates the tenant API's options (never mutating them) and fills in defaults. The result is
+ * frozen; passing it back (e.g. to `new Boardinghouse`) returns it unchanged.
+ */
+export function resolveOptions (options: unknown): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options must be an object')
-  const o = options as Record<string, unknown>
+  if (resolved.has(options)) return options as ResolvedOptions
+  return apiOptions(options as Record<string, unknown>, new Set())
+}
+
+function apiOptions (o: Record<string, unknown>, extraKeys: ReadonlySet<string>): ResolvedOptions {
   for (const key of Object.keys(o)) {
     if (!KNOWN.has(key) && !extraKeys.has(key)) fail(`unknown option "${key}"`)
   }
@@ -109,7 +134,7 @@ export function resolveOptions (options: unknown, extraKeys: ReadonlySet<string>
   const tenantModels = modelList(o.tenantModels, 'tenantModels')
   const userIdType = o.userIdType ?? 'integer'
   if (typeof userIdType !== 'string' || !USER_ID_TYPES.has(userIdType)) fail('userIdType must be one of integer, bigint, uuid, string')
-  return {
+  const out: ResolvedOptions = Object.freeze({
     sequelize,
     tenantModels,
     sharedMigrations: optionalString(o.sharedMigrations, 'sharedMigrations'),
@@ -121,5 +146,121 @@ export function resolveOptions (options: unknown, extraKeys: ReadonlySet<string>
     bindPath: bindPath(o.bindPath),
     auditModels: modelList(o.auditModels, 'auditModels'),
     auditRepr: stringRecord(o.auditRepr, 'auditRepr')
+  })
+  resolved.set(out, o)
+  return out
+}
+
+// ---------------------------------------------------------------- the Fastify plugin's options
+
+/** Options of the Fastify plugin: the tenant API's, plus the request layer's. */
+export interface BoardinghousePluginOptions extends BoardinghouseOptions {
+  /** The user behind a request, or null. @default reads `request.session.get('userId')` */
+  getUserId?: (request: FastifyRequest) => UserId | null | undefined | Promise<UserId | null | undefined>
+  /** Whether this user may select any active schema. @default () => false */
+  isAdmin?: (request: FastifyRequest, userId: UserId) => boolean | Promise<boolean>
+  /**
+   * Resolves a request's schema by other means (subdomain, header); not stored in the session.
+   * (The shape of request.ts's `SchemaResolver`, spelt out: request.ts imports boardinghouse.ts, which imports this file.)
+   * @default undefined
+   */
+  schemaFrom?: (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>
+  /** Path of the switch route (it stores the choice in the session), or false for none. @default '/__change_schema__' */
+  changeSchemaRoute?: string | false
+  /** Origins besides the request's own that may post to the switch route. @default [] */
+  trustedOrigins?: string[]
+  /**
+   * Keep the selected schema in the session (`request.session.get/set`, from any session plugin:
+   * @fastify/session, @fastify/secure-session); false: only `schemaFrom` and links select one. @default true
+   */
+  sessionSchema?: boolean
+  /** LISTEN for changes made by other processes. @default true */
+  listen?: boolean
+  /** Query parameter that opens a GET request in a schema, for that request only (audit log links), or false. @default '__schema' */
+  schemaLinkParam?: string | false
+  /** The app's URL of an audited object (for audit log links), or null. @default undefined (no links) */
+  objectUrl?: (entry: AuditEntry) => string | null
+}
+
+type Defined<T> = Exclude<T, undefined>
+
+/** The plugin's options with every default filled in (what `resolvePluginOptions` returns). */
+export interface ResolvedPluginOptions {
+  /** The tenant API's options. */
+  api: ResolvedOptions
+  getUserId: Defined<BoardinghousePluginOptions['getUserId']>
+  isAdmin: Defined<BoardinghousePluginOptions['isAdmin']>
+  schemaFrom: BoardinghousePluginOptions['schemaFrom']
+  changeSchemaRoute: string | false
+  trustedOrigins: readonly string[]
+  sessionSchema: boolean
+  listen: boolean
+  schemaLinkParam: string | false
+  objectUrl: BoardinghousePluginOptions['objectUrl']
+  /** The features that need a session plugin on the app (empty: none needs one). */
+  needsSession: readonly string[]
+}
+
+const PLUGIN_KEYS: ReadonlySet<string> = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'sessionSchema', 'listen', 'schemaLinkParam', 'objectUrl'])
+
+function defaultGetUserId (request: FastifyRequest): UserId | null | undefined {
+  const value = sessionOf(request)?.get('userId')
+  return typeof value === 'string' || typeof value === 'number' ? value : null
+}
+
+function optionalFunction<T> (value: unknown, name: string): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') fail(`${name} must be a function`)
+  return value as T
+}
+
+function optionalBoolean (value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(`${name} must be a boolean`)
+  return value
+}
+
+/**
+ * Validates the Fastify plugin's options (never mutating them): its own keys here, the rest by the
+ * tenant API's rules; fills in defaults.
+ */
+export function resolvePluginOptions (options: unknown): ResolvedPluginOptions {
+  if (typeof options !== 'object' || options === null) fail('options must be an object')
+  const o = options as Record<string, unknown>
+  const getUserId = optionalFunction<ResolvedPluginOptions['getUserId']>(o.getUserId, 'getUserId') ?? defaultGetUserId
+  const isAdmin = optionalFunction<ResolvedPluginOptions['isAdmin']>(o.isAdmin, 'isAdmin') ?? (() => false)
+  const schemaFrom = optionalFunction<Defined<ResolvedPluginOptions['schemaFrom']>>(o.schemaFrom, 'schemaFrom')
+  const changeSchemaRoute = o.changeSchemaRoute ?? '/__change_schema__'
+  if (changeSchemaRoute !== false && (typeof changeSchemaRoute !== 'string' || !changeSchemaRoute.startsWith('/'))) {
+    fail('changeSchemaRoute must be a path starting with "/" or false')
   }
+  const trustedOrigins = o.trustedOrigins ?? []
+  if (!Array.isArray(trustedOrigins) || !trustedOrigins.every((x) => typeof x === 'string' && /^https?:\/\/[^/]+$/.test(x))) {
+    fail('trustedOrigins must be an array of origins like "https://example.com"')
+  }
+  const listen = optionalBoolean(o.listen, 'listen', true)
+  const schemaLinkParam = o.schemaLinkParam ?? '__schema'
+  if (schemaLinkParam !== false && (typeof schemaLinkParam !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/.test(schemaLinkParam))) {
+    fail('schemaLinkParam must be a query parameter name or false')
+  }
+  const objectUrl = optionalFunction<Defined<ResolvedPluginOptions['objectUrl']>>(o.objectUrl, 'objectUrl')
+  const sessionSchema = optionalBoolean(o.sessionSchema, 'sessionSchema', true)
+  if (changeSchemaRoute !== false && !sessionSchema) fail('changeSchemaRoute stores the choice in the session: it needs sessionSchema (or set changeSchemaRoute: false)')
+  const api = apiOptions(o, PLUGIN_KEYS)
+  return Object.freeze({
+    api,
+    getUserId,
+    isAdmin,
+    schemaFrom,
+    changeSchemaRoute,
+    trustedOrigins: Object.freeze([...(trustedOrigins as string[])]),
+    sessionSchema,
+    listen,
+    schemaLinkParam,
+    objectUrl,
+    needsSession: Object.freeze([
+      ...(sessionSchema ? ['sessionSchema (the selection kept in the session)'] : []),
+      ...(changeSchemaRoute !== false ? ['changeSchemaRoute (the switch route)'] : [])
+    ])
+  })
 }

@@ -122,4 +122,31 @@ test('the audit log', async (t) => {
     const every = (await app.inject({ method: 'GET', url: '/audit?all=1', headers: { cookie: admin } })).json() as AuditEntry[]
     assert.ok(every.some((e) => e.schema === 'globex') && every.some((e) => e.schema === 'acme'))
   })
+
+  await t.test('request input is a 400 (FST_BH_INVALID_INPUT) naming the field, never an options error', async () => {
+    const app = await buildTestApp({ sequelize, auditModels: ['Item', 'User'] })
+    t.after(async () => { await app.close() })
+    const alice = await login(app, 1)
+    await app.inject({ method: 'POST', url: '/__change_schema__', payload: { schema: 'acme' }, headers: { cookie: alice } })
+    const get = async (query: string) => await app.inject({ method: 'GET', url: `/audit?${query}`, headers: { cookie: alice } })
+    const all = (await get('limit=500')).json() as AuditEntry[]
+    assert.ok(all.length >= 2)
+    const page = (await get(`limit=1&before=${all[0]?.id ?? ''}&model=Item`)).json() as AuditEntry[]
+    assert.deepEqual(page.map((e) => e.id), [all.find((e, i) => i > 0 && e.model === 'Item')?.id])
+    for (const [query, field] of [['limit=abc', 'limit'], ['limit=0', 'limit'], ['limit=501', 'limit'], ['limit=1.5', 'limit'],
+      ['before=x', 'before'], ['before=1e3', 'before'], ['before=1&before=2', 'before'], ['model=Item&model=User', 'model']]) {
+      const res = await get(query as string)
+      assert.equal(res.statusCode, 400, `${query}: ${res.body}`)
+      const body = res.json() as { code: string, message: string }
+      assert.equal(body.code, 'FST_BH_INVALID_INPUT', query)
+      assert.match(body.message, new RegExp(`\\b${field}\\b`), query)
+    }
+    // the API refuses the same input with the same code, and other ill-typed fields too
+    for (const query of [{ limit: '5' }, { before: -1 }, { before: 1.5 }, { model: ['Item'] }, { objectPk: { a: 1 } }, { allSchemas: 'yes' }, { includeShared: 1 }, { schema: 5 }, { nope: 1 }]) {
+      await assert.rejects(bh.runInSchema('acme', async () => await bh.auditLog(query as never)), { code: 'FST_BH_INVALID_INPUT' }, JSON.stringify(query))
+    }
+    await assert.rejects(bh.auditLog(null as never), { code: 'FST_BH_INVALID_INPUT' })
+    // an entry id as a number still pages
+    assert.deepEqual((await bh.runInSchema('acme', async () => await bh.auditLog({ limit: 1, before: Number(all[0]?.id) } as never))).map((e) => e.id), [all[1]?.id])
+  })
 })

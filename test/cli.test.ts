@@ -72,13 +72,44 @@ test('the boardinghouse CLI', async (t) => {
     oneLineError(await cli('schema', 'grant', 'acme', 'bob'), 'FST_BH_INVALID_USER_ID')
     oneLineError(await cli('schema', 'delete', 'nosuch'), 'FST_BH_SCHEMA_NOT_FOUND')
     oneLineError(await cli('schema', 'activate', 'nosuch'), 'FST_BH_SCHEMA_NOT_FOUND')
-    oneLineError(await cli('migrate', '--concurrency', 'zero'), 'FST_BH_INVALID_OPTION')
     oneLineError(await run(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'example/boardinghouse.config.ts', 'schema', 'list'], { ...env, DATABASE_URL: '' }), 'FST_BH_NO_DATABASE_URL')
     oneLineError(await run(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'nope.config.ts', 'schema', 'list'], env), 'FST_BH_CONFIG_NOT_FOUND')
     const unknown = await cli('frobnicate')
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /unknown command/)
     // nothing changed
+    assert.equal((await cli('schema', 'list', '--all')).stdout, 'acme\tAcme Inc.\n')
+  })
+
+  await t.test('usage errors: exit 2 with one line; a failure while running: exit 1', async () => {
+    const usage = (r: Run, message: RegExp): void => {
+      assert.equal(r.code, 2, r.stderr)
+      const lines = r.stderr.trim().split('\n')
+      assert.equal(lines.length, 1, r.stderr)
+      assert.match(lines[0] ?? '', /^boardinghouse: /)
+      assert.match(lines[0] ?? '', message)
+      assert.equal(r.stdout, '')
+    }
+    usage(await cli('frobnicate'), /unknown command 'frobnicate'/)
+    usage(await cli('schema', 'frobnicate'), /unknown command 'frobnicate'/)
+    usage(await cli('schema', 'list', '--nope'), /unknown option '--nope'/)
+    usage(await cli('schema', 'create'), /missing required argument 'name'/)
+    usage(await cli('schema', 'grant', 'acme'), /missing required argument 'userId'/)
+    usage(await cli('schema', 'create', 'a', 'b'), /too many arguments/)
+    usage(await cli('migrate', '--concurrency'), /argument missing/)
+    usage(await cli('migrate', '--concurrency', 'zero'), /^boardinghouse: FST_BH_INVALID_OPTION: .*--concurrency must be a positive integer/)
+    usage(await cli('dumpdata', '--format', 'xml'), /^boardinghouse: FST_BH_INVALID_OPTION: .*--format/)
+    // a usage error is found before any connection: even without DATABASE_URL it is one
+    usage(await run(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', 'schema', 'create'], { ...env, DATABASE_URL: '' }), /missing required argument/)
+    // failures while running stay 1
+    oneLineError(await cli('schema', 'delete', 'nosuch'), 'FST_BH_SCHEMA_NOT_FOUND')
+    const refused = await run(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'example/boardinghouse.config.ts', 'schema', 'list'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' })
+    assert.equal(refused.code, 1, refused.stderr)
+    assert.match(refused.stderr, /^boardinghouse: [^\n]*ECONNREFUSED[^\n]*\n$/)
+    // no command: the help, exit 2
+    const none = await cli()
+    assert.equal(none.code, 2)
+    assert.match(none.stderr, /^Usage: boardinghouse/)
     assert.equal((await cli('schema', 'list', '--all')).stdout, 'acme\tAcme Inc.\n')
   })
 

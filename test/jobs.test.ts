@@ -12,6 +12,7 @@ import { QueryTypes, type Model, type ModelStatic } from 'sequelize'
 import { JOB_CONTEXT_KEY, jobContext, runInJobContext, type JobTenancy } from '../plugin/jobs.js'
 import { addJob, withJobContext, withTenant } from '../plugin/jobs/bullmq.js'
 import { send, work } from '../plugin/jobs/pg-boss.js'
+import * as exported from '../plugin/index.js'
 import { buildTestApp, login } from './fixtures/app.js'
 import { setupBoardinghouse } from './helpers.js'
 
@@ -109,6 +110,31 @@ test('background jobs', async (t) => {
     await assert.rejects(runInJobContext(tenancy, { schema: 'acme', userId: 2 }, titles), { code: 'FST_BH_FORBIDDEN_SCHEMA', statusCode: 403 })
     assert.deepEqual(await runInJobContext(tenancy, { schema: 'acme', userId: 2 }, titles, { isAdmin: async (id) => id === 2 }), ['acme-1', 'acme-2'])
     await assert.rejects(runInJobContext(tenancy, { schema: 'acme', userId: 3 }, titles, { isAdmin: (id) => id === 2 }), { code: 'FST_BH_FORBIDDEN_SCHEMA' })
+  })
+
+  await t.test('the facade: bh.jobContext() and bh.runInJobContext(ctx, fn), also exported from the package', async () => {
+    assert.equal(exported.jobContext, jobContext)
+    assert.equal(exported.runInJobContext, runInJobContext)
+    assert.equal(bh.jobContext(), null)
+    const ctx = await bh.runInSchema('acme', () => bh.jobContext(), { userId: 1 })
+    assert.deepEqual(ctx, { schema: 'acme', userId: 1, requestId: null })
+    const stored = JSON.parse(JSON.stringify(ctx)) as unknown
+    // the job runs in the stored schema with the stored user, whatever the caller's context
+    assert.deepEqual(await bh.runInSchema('globex', async () => await bh.runInJobContext(stored, async () => ({ titles: await titles(), context: bh.jobContext() })), { userId: 2 }),
+      { titles: ['acme-1', 'acme-2'], context: { schema: 'acme', userId: 1, requestId: null } })
+    // refusals never run fn and write nothing
+    const before = [await counts(), await logged()]
+    let calls = 0
+    const write = async (): Promise<void> => { calls++; await Item.create({ title: 'facade' }) }
+    await assert.rejects(bh.runInJobContext({ schema: 'acme', userId: 2 }, write), { code: 'FST_BH_FORBIDDEN_SCHEMA', statusCode: 403 })
+    await assert.rejects(bh.runInJobContext({ schema: 'acme', userId: 'x' }, write), { code: 'FST_BH_INVALID_JOB_CONTEXT' })
+    await assert.rejects(bh.runInJobContext(undefined, write), { code: 'FST_BH_NO_JOB_CONTEXT' })
+    await assert.rejects(bh.runInJobContext({ schema: 'nowhere' }, write), { code: 'FST_BH_SCHEMA_NOT_FOUND' })
+    assert.equal(calls, 0)
+    assert.deepEqual([await counts(), await logged()], before)
+    // the options reach the runner
+    assert.equal(await bh.runInJobContext(undefined, () => bh.currentSchema(), { allowMissing: true }), null)
+    assert.deepEqual(await bh.runInJobContext({ schema: 'acme', userId: 2 }, () => bh.jobContext(), { isAdmin: (id) => id === 2 }), { schema: 'acme', userId: 2, requestId: null })
   })
 
   await t.test('BullMQ: a job runs in the schema it was enqueued in, and reads that schema only', async (t) => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import boardinghouse from '../plugin/index.js'
+import boardinghouse, { createBoardinghouse } from '../plugin/index.js'
 import { buildTestApp, login } from './fixtures/app.js'
 import { createTestDatabase, sequelizeFor, setupBoardinghouse } from './helpers.js'
 
@@ -25,6 +25,36 @@ test('registration: the session plugin is required and options are validated', a
   await unmigrated.register(fastifySession, { secret: 'x'.repeat(32), cookie: { secure: false } })
   await assert.rejects(async () => { await unmigrated.register(boardinghouse, { sequelize }); await unmigrated.ready() }, { code: 'FST_BH_NOT_MIGRATED' })
   await unmigrated.close()
+})
+
+test('plugin options: each unknown or ill-typed one fails app.ready() naming it; the caller\'s object is left as it was', async (t) => {
+  const url = await createTestDatabase(t)
+  const sequelize = sequelizeFor(t, url)
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ getUserId: 'alice' }, 'getUserId'], [{ isAdmin: 1 }, 'isAdmin'], [{ schemaFrom: {} }, 'schemaFrom'],
+    [{ changeSchemaRoute: true }, 'changeSchemaRoute'], [{ trustedOrigins: 'https://a.example' }, 'trustedOrigins'],
+    [{ sessionSchema: 'no' }, 'sessionSchema'], [{ sessionSchema: false }, 'changeSchemaRoute'], [{ listen: 1 }, 'listen'],
+    [{ schemaLinkParam: 'a b' }, 'schemaLinkParam'], [{ objectUrl: '/x' }, 'objectUrl'],
+    [{ cacheTtl: -1 }, 'cacheTtl'], [{ bindPath: 'session' }, 'bindPath'], [{ tenantModel: ['Item'] }, 'tenantModel']
+  ]
+  for (const [bad, name] of cases) {
+    const app = Fastify()
+    await app.register(fastifyCookie)
+    await app.register(fastifySession, { secret: 'x'.repeat(32), cookie: { secure: false } })
+    const options = { sequelize, trustedOrigins: ['https://b.example'], ...bad }
+    const before = { ...options }
+    await assert.rejects(async () => { await app.register(boardinghouse, options as never); await app.ready() },
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'FST_BH_INVALID_OPTION', JSON.stringify(bad))
+        assert.ok(err.message.includes(name), `${err.message} names ${name}`)
+        return true
+      })
+    assert.deepEqual(options, before)
+    assert.deepEqual(options.trustedOrigins, Object.keys(bad).includes('trustedOrigins') ? bad.trustedOrigins : ['https://b.example'])
+    await app.close()
+  }
+  // the tenant API alone does not take the plugin's options
+  assert.throws(() => createBoardinghouse({ sequelize, listen: false } as never), (err: Error & { code?: string }) => err.code === 'FST_BH_INVALID_OPTION' && err.message.includes('"listen"'))
 })
 
 test('the request layer', async (t) => {

@@ -35,8 +35,9 @@
  * Not copied: privileges (GRANT/REVOKE), ownership and security labels: clone objects belong to the
  * role that replays the DDL; the template's revoked privileges (its write guard) must not follow.
  */
+import type { RawConnection } from '../db.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from '../names.js'
-import { CloneUnsupportedError, arr, b, os, readCatalog, s, type Catalog, type CatalogClient, type Row } from './queries.js'
+import { CloneUnsupportedError, arr, b, os, readCatalog, s, type Catalog, type Row } from './queries.js'
 import { DDLBuilder } from './render.js'
 import { POLICY_CMD, PARALLEL, REL_KEYWORD, RULE_ENABLE, TRIGGER_ENABLE, VOLATILITY, alterRel, dollarQuote, emitSetting, relOptions, seqOptions, stripSemicolon, topoSort } from './sql.js'
 
@@ -49,7 +50,7 @@ export const GUARD_TRIGGER_PREFIX = '__boardinghouse'
  * template in a new schema; pass it through `renderCloneDDL(ddl, schema)` before replaying.
  * Rejects with `CloneUnsupportedError` when the template holds an object it cannot reproduce.
  */
-export async function generateCloneDDL (client: CatalogClient, template: string = TEMPLATE_SCHEMA): Promise<string> {
+export async function generateCloneDDL (client: RawConnection, template: string = TEMPLATE_SCHEMA): Promise<string> {
   const previous = await client.query("SELECT current_setting('search_path') AS search_path")
   const previousPath = s(previous.rows[0] ?? {}, 'search_path')
   let failed = false
@@ -88,7 +89,7 @@ interface Clone {
 }
 
 /** The template's objects in the order that lets each be created after what it needs. */
-async function generate (client: CatalogClient, template: string): Promise<string> {
+async function generate (client: RawConnection, template: string): Promise<string> {
   const c = plan(await readCatalog(client, template), template)
   emitTypes(c) // 1. enums, then domains (base type, collation, NOT NULL)
   emitSequences(c) // 2. all but identity sequences

@@ -4,7 +4,7 @@
  * name into it (render.ts); `CloneDDLCache` keeps the generated DDL per template version (cache.ts).
  */
 export { GUARD_TRIGGER_PREFIX, generateCloneDDL } from './generate.js'
-export { CloneUnsupportedError, type CatalogClient } from './queries.js'
+export { CloneUnsupportedError } from './queries.js'
 export { renderCloneDDL } from './render.js'
 export { splitSettingList } from './sql.js'
 export { CloneDDLCache, STALE_TEMPLATE_STATE, TEMPLATE_VERSION_SQL, type CloneDDL } from './cache.js'

@@ -3,11 +3,7 @@
  * cloned, and one query per kind of object. Rows come back as the driver returns them; the
  * accessors below read them.
  */
-
-/** One dedicated connection (a `pg.Client` or a client checked out of a pool). */
-export interface CatalogClient {
-  query: (sql: string, params?: unknown[]) => Promise<{ rows: Array<Record<string, unknown>> }>
-}
+import type { RawConnection } from '../db.js'
 
 /** Thrown when the template holds an object the clone cannot reproduce (the caller reports it as FST_BH_CLONE_UNSUPPORTED). */
 export class CloneUnsupportedError extends Error {
@@ -382,7 +378,7 @@ export interface Catalog {
  * Reads the catalog of `template` on `client` (whose search_path is the template's). Rejects with
  * `CloneUnsupportedError` when the template holds an object the clone cannot reproduce.
  */
-export async function readCatalog (client: CatalogClient, template: string): Promise<Catalog> {
+export async function readCatalog (client: RawConnection, template: string): Promise<Catalog> {
   const ns = await client.query('SELECT oid::text AS oid FROM pg_namespace WHERE nspname = $1', [template])
   const nsRow = ns.rows[0]
   if (nsRow === undefined) throw new Error(`generateCloneDDL: template schema ${JSON.stringify(template)} does not exist`)
