@@ -74,16 +74,19 @@ async function errorPage (request: FastifyRequest, reply: FastifyReply, error: F
 
 /**
  * Whether `error` (or what it wraps) says the database cannot be reached: Sequelize's connection
- * errors, the driver's socket errors, and PostgreSQL's connection and shutdown classes (08, 57P0x).
+ * errors, the driver's socket errors and dropped connections, and PostgreSQL's connection and
+ * shutdown classes (08, 57P0x).
  */
 export function isDatabaseOutage (error: unknown): boolean {
   const seen = new Set<unknown>()
   let e: unknown = error
   while (typeof e === 'object' && e !== null && !seen.has(e)) {
     seen.add(e)
-    const x = e as { name?: unknown, code?: unknown, cause?: unknown, original?: unknown, parent?: unknown }
+    const x = e as { name?: unknown, code?: unknown, message?: unknown, cause?: unknown, original?: unknown, parent?: unknown }
     if (e instanceof ConnectionError || e instanceof ConnectionAcquireTimeoutError) return true
     if (typeof x.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|08...|57P0[1-3]|55000)$/.test(x.code)) return true
+    // pg's own error for a connection that died mid-query (terminated backend, server restart) has no code
+    if (typeof x.message === 'string' && /^Connection terminated( unexpectedly)?$/.test(x.message)) return true
     e = x.original ?? x.parent ?? x.cause
   }
   return false
