@@ -180,6 +180,8 @@ export interface BoardinghousePluginOptions extends BoardinghouseOptions {
   schemaLinkParam?: string | false
   /** The app's URL of an audited object (for audit log links), or null. @default undefined (no links) */
   objectUrl?: (entry: AuditEntry) => string | null
+  /** Name of the `request.log` binding that carries the request's schema (every log line of a tenant request), or false for none. @default 'schema' */
+  logBinding?: string | false
 }
 
 type Defined<T> = Exclude<T, undefined>
@@ -197,11 +199,12 @@ export interface ResolvedPluginOptions {
   listen: boolean
   schemaLinkParam: string | false
   objectUrl: BoardinghousePluginOptions['objectUrl']
+  logBinding: string | false
   /** The features that need a session plugin on the app (empty: none needs one). */
   needsSession: readonly string[]
 }
 
-const PLUGIN_KEYS: ReadonlySet<string> = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'sessionSchema', 'listen', 'schemaLinkParam', 'objectUrl'])
+const PLUGIN_KEYS: ReadonlySet<string> = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'sessionSchema', 'listen', 'schemaLinkParam', 'objectUrl', 'logBinding'])
 
 function defaultGetUserId (request: FastifyRequest): UserId | null | undefined {
   const value = sessionOf(request)?.get('userId')
@@ -244,6 +247,10 @@ export function resolvePluginOptions (options: unknown): ResolvedPluginOptions {
     fail('schemaLinkParam must be a query parameter name or false')
   }
   const objectUrl = optionalFunction<Defined<ResolvedPluginOptions['objectUrl']>>(o.objectUrl, 'objectUrl')
+  const logBinding = o.logBinding ?? 'schema'
+  if (logBinding !== false && (typeof logBinding !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(logBinding))) {
+    fail('logBinding must be a log field name (letters, digits, _) or false')
+  }
   const sessionSchema = optionalBoolean(o.sessionSchema, 'sessionSchema', true)
   if (changeSchemaRoute !== false && !sessionSchema) fail('changeSchemaRoute stores the choice in the session: it needs sessionSchema (or set changeSchemaRoute: false)')
   const api = apiOptions(o, PLUGIN_KEYS)
@@ -258,6 +265,7 @@ export function resolvePluginOptions (options: unknown): ResolvedPluginOptions {
     listen,
     schemaLinkParam,
     objectUrl,
+    logBinding,
     needsSession: Object.freeze([
       ...(sessionSchema ? ['sessionSchema (the selection kept in the session)'] : []),
       ...(changeSchemaRoute !== false ? ['changeSchemaRoute (the switch route)'] : [])

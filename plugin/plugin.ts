@@ -50,7 +50,7 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
     getter (this: FastifyRequest) { return tenancyOf(this) }
   })
   const { getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema } = o
-  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema }))
+  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema, logBinding: o.logBinding }))
   if (o.changeSchemaRoute !== false) registerSwitchRoute(app, { path: o.changeSchemaRoute, trustedOrigins })
   app.addHook('onClose', async function stopListening () { await bh.close() })
 }

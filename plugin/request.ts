@@ -4,7 +4,7 @@
  * user's only schema), the permission check on every request, and the AsyncLocalStorage store that
  * every Sequelize query made while handling the request reads.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { UserId } from '../models/index.js'
 import { userKey, type RegistrySnapshot, type SchemaInfo, type TenantInfo } from './registry.js'
 import { setStoreSchema, storeFor, tenantStorage, type TenantStore } from './context.js'
@@ -71,6 +71,8 @@ export interface RequestOptions {
   trustedOrigins: readonly string[]
   /** Keep the selected schema in the session (needs a session plugin). */
   sessionSchema: boolean
+  /** The `request.log` binding that names the active schema, or false. */
+  logBinding: string | false
 }
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
@@ -82,6 +84,8 @@ function infoOf (s: SchemaInfo): TenantInfo {
 }
 
 class Tenancy implements RequestTenancy {
+  /** request.log as it was before any schema binding: each change re-binds from it, never stacks. */
+  private baseLog: FastifyBaseLogger | null = null
 
   constructor (
     private readonly request: FastifyRequest,
@@ -163,9 +167,18 @@ class Tenancy implements RequestTenancy {
     this.set(null, options.persist === true)
   }
 
+  /** Every later log line of this request carries its schema (`logBinding`), or none again without one. */
+  private bindLog (schema: string | null): void {
+    const name = this.options.logBinding
+    if (name === false) return
+    this.baseLog ??= this.request.log
+    this.request.log = schema === null ? this.baseLog : this.baseLog.child({ [name]: schema })
+  }
+
   set (info: TenantInfo | null, persist: boolean): void {
     setStoreSchema(this.store, info?.schema ?? null)
     this.request.tenant = info
+    this.bindLog(info?.schema ?? null)
     if (persist) {
       if (!this.options.sessionSchema) throw new BoardinghouseErrors.INVALID_OPTION('persist: true needs the sessionSchema option')
       requireSession(this.request).set('boardinghouseSchema', info?.schema ?? null)
