@@ -8,6 +8,7 @@ import { DataTypes, type Model, type ModelStatic, type Sequelize } from 'sequeli
 export const SCHEMA_TABLE = 'boardinghouse_schema'
 export const MEMBERSHIP_TABLE = 'boardinghouse_membership'
 export const TENANT_MIGRATION_TABLE = 'boardinghouse_tenant_migration'
+export const DOMAIN_TABLE = 'boardinghouse_domain'
 
 export type UserIdType = 'integer' | 'bigint' | 'uuid' | 'string'
 export type UserId = string | number

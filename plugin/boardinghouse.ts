@@ -11,6 +11,7 @@ import { CloneDDLCache } from './clone/index.js'
 import { installContextHooks, runWithSchema, shareInstanceSettings, tenantStorage, type ContextState } from './context.js'
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling } from './db.js'
+import { DomainAdmin, type AddDomainOptions } from './domains.js'
 import { BoardinghouseErrors } from './errors.js'
 import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
 import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
@@ -18,11 +19,13 @@ import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
 import { givenOptions, resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
-import { registryFor, userKey, type SchemaInfo, type SchemaRegistry } from './registry.js'
+import { registryFor, userKey, type DomainInfo, type SchemaInfo, type SchemaRegistry } from './registry.js'
 import { SchemaAdmin, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
 import { normalizeUserId } from './user-id.js'
 
 export type { SchemaInfo } from './registry.js'
+export type { DomainInfo } from './registry.js'
+export type { AddDomainOptions } from './domains.js'
 export type { CreateSchemaOptions, DeleteSchemaOptions } from './schema-admin.js'
 export { normalizeUserId } from './user-id.js'
 
@@ -52,6 +55,7 @@ export class Boardinghouse {
   private readonly admin: SchemaAdmin
   private readonly changes: ChangeListener
   private readonly context: ContextState
+  private readonly domains: DomainAdmin
 
   /** `options` are validated and defaulted by options.ts's `resolveOptions` (an already resolved object is taken as it is). */
   constructor (options: BoardinghouseOptions | ResolvedOptions) {
@@ -82,6 +86,7 @@ export class Boardinghouse {
       noticeId: () => this.changes.id,
       normalizeUserId: (userId) => this.normalizeUserId(userId)
     })
+    this.domains = new DomainAdmin({ sequelize, registry: this.registry, noticeId: () => this.changes.id })
   }
 
   /**
@@ -231,6 +236,36 @@ export class Boardinghouse {
     const out: string[] = []
     for (const [user, schemas] of snapshot.members) if (schemas.has(schema)) out.push(user)
     return out.sort()
+  }
+
+  // ---------------------------------------------------------------- domains (writes: domains.ts)
+
+  /**
+   * Maps a host to a schema (stored normalised: lower-case, punycode, no port, no trailing dot);
+   * `primary: true` makes it the schema's one primary domain. A host mapped to another schema is
+   * refused (FST_BH_DOMAIN_TAKEN, 409); an invalid host is FST_BH_INVALID_HOST (400).
+   */
+  async addDomain (schema: string, host: string, options: AddDomainOptions = {}): Promise<DomainInfo> {
+    return await this.domains.addDomain(schema, host, options)
+  }
+
+  /** Unmaps a host; resolves to false when it was not mapped. */
+  async removeDomain (host: string): Promise<boolean> {
+    return await this.domains.removeDomain(host)
+  }
+
+  /** The hosts mapped to a schema (from the cache), the primary first, then by host. */
+  async domainsOf (schema: string): Promise<DomainInfo[]> {
+    assertSchemaName(schema)
+    const snapshot = await this.registry.get()
+    if (!snapshot.schemas.has(schema)) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    return [...snapshot.domainsOf(schema)]
+  }
+
+  /** Every mapped host (from the cache), sorted by schema, the primary first, then by host. */
+  async listDomains (): Promise<DomainInfo[]> {
+    const snapshot = await this.registry.get()
+    return [...snapshot.schemas.keys()].sort().flatMap((s) => snapshot.domainsOf(s))
   }
 
   // ---------------------------------------------------------------- running code in a schema

@@ -203,6 +203,37 @@ export function buildProgram (io: CliIO = defaultIO): Command {
       })
     })
 
+  const domain = schema.command('domain').description("manage the hosts mapped to schemas (resolvers.domain())")
+  domain.command('add <name> <host>')
+    .description('map a host to a schema (stored lower-case, punycode, without port or trailing dot)')
+    .option('--primary', "make it the schema's primary domain")
+    .action(async (name: string, host: string, opts: { primary?: boolean }) => {
+      await withApi(async (bh) => {
+        const d = await bh.addDomain(name, host, opts.primary === true ? { primary: true } : {})
+        io.out(`mapped ${d.host} to ${d.schema}${d.isPrimary ? ' (primary)' : ''}\n`)
+      })
+    })
+  domain.command('remove <host>')
+    .description('unmap a host')
+    .action(async (host: string) => {
+      await withApi(async (bh) => {
+        io.out(await bh.removeDomain(host) ? `removed ${host}\n` : `${host} was not mapped\n`)
+      })
+    })
+  domain.command('list [name]')
+    .description("list a schema's hosts, or every mapped host")
+    .option('--json', 'print JSON')
+    .action(async (name: string | undefined, opts: { json?: boolean }) => {
+      await withApi(async (bh) => {
+        const list = name !== undefined ? await bh.domainsOf(name) : await bh.listDomains()
+        if (opts.json === true) {
+          io.out(JSON.stringify(list.map((d) => ({ host: d.host, schema: d.schema, isPrimary: d.isPrimary }))) + '\n')
+        } else {
+          for (const d of list) io.out(`${d.host}\t${d.schema}${d.isPrimary ? '\t(primary)' : ''}\n`)
+        }
+      })
+    })
+
   program.command('dumpdata [models...]')
     .description('dump rows as JSON: with --schema the tenant models of that schema, without it the shared models (or the MODELs named)')
     .option('--schema <name>', 'the tenant schema to dump tenant models from')

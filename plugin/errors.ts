@@ -46,7 +46,10 @@ export const BoardinghouseErrors = {
   NO_DATABASE_URL: define('FST_BH_NO_DATABASE_URL', 'DATABASE_URL is not set', 500),
   TYPESCRIPT_LOADER: define('FST_BH_TYPESCRIPT_LOADER', 'Loading %s needs a TypeScript loader: install tsx (npm install --save-dev tsx), or write the file in JavaScript', 500),
   INVALID_JOB_CONTEXT: define('FST_BH_INVALID_JOB_CONTEXT', 'Invalid job context: %s', 400),
-  NO_JOB_CONTEXT: define('FST_BH_NO_JOB_CONTEXT', 'The job carries no tenant context: %s', 400)
+  NO_JOB_CONTEXT: define('FST_BH_NO_JOB_CONTEXT', 'The job carries no tenant context: %s', 400),
+  INVALID_HOST: define('FST_BH_INVALID_HOST', 'Invalid host %s: %s', 400),
+  INVALID_TENANT_HEADER: define('FST_BH_INVALID_TENANT_HEADER', 'Invalid %s header: %s', 400),
+  DOMAIN_TAKEN: define('FST_BH_DOMAIN_TAKEN', 'Host "%s" is already mapped to another schema', 409)
 } as const
 
 export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`

@@ -4,7 +4,7 @@
  * change made through the library, on a change notice from another process, or after `ttl` ms.
  */
 import { QueryTypes, type Sequelize } from 'sequelize'
-import { MEMBERSHIP_TABLE, SCHEMA_TABLE, type UserId } from '../models/index.js'
+import { DOMAIN_TABLE, MEMBERSHIP_TABLE, SCHEMA_TABLE, type UserId } from '../models/index.js'
 import { runWithSchema } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
 import { isValidSchemaName } from './names.js'
@@ -18,6 +18,17 @@ export interface SchemaInfo {
   isActive: boolean
   createdAt: Date
   updatedAt: Date
+}
+
+/** A host mapped to a schema (`public.boardinghouse_domain`). */
+export interface DomainInfo {
+  /** The host, normalised: lower-case, punycode, no port, no trailing dot. */
+  host: string
+  /** The schema it maps to. */
+  schema: string
+  /** Whether it is the schema's primary domain (at most one per schema). */
+  isPrimary: boolean
+  createdAt: Date
 }
 
 /** A schema as a request may select it (the same shape as request.ts's TenantInfo). */
@@ -37,12 +48,16 @@ export interface RegistrySnapshot {
   readonly allActive: readonly TenantInfo[]
   /** The active schemas a user (by userKey) is a member of, sorted by name: what they may select. Computed once per snapshot (frozen). */
   selectable: (userKey: string) => readonly TenantInfo[]
+  /** host → its domain entry (every mapped host, whatever the state of its schema). */
+  readonly domains: ReadonlyMap<string, DomainInfo>
+  /** schema → its domains, the primary first, then by host. Computed once per snapshot (frozen). */
+  domainsOf: (schema: string) => readonly DomainInfo[]
 }
 
 const NONE: readonly TenantInfo[] = Object.freeze([])
 
 /** A snapshot with its per-user lists computed once: a request reads them instead of building them. */
-export function buildSnapshot (schemas: ReadonlyMap<string, SchemaInfo>, members: ReadonlyMap<string, ReadonlySet<string>>, loadedAt: number): RegistrySnapshot {
+export function buildSnapshot (schemas: ReadonlyMap<string, SchemaInfo>, members: ReadonlyMap<string, ReadonlySet<string>>, loadedAt: number, domains: ReadonlyMap<string, DomainInfo> = new Map()): RegistrySnapshot {
   const infos = new Map<string, TenantInfo>()
   for (const s of schemas.values()) {
     if (s.isActive && isValidSchemaName(s.schema)) infos.set(s.schema, Object.freeze({ schema: s.schema, name: s.name }))
@@ -52,7 +67,17 @@ export function buildSnapshot (schemas: ReadonlyMap<string, SchemaInfo>, members
   const allActive = sorted(infos.keys())
   const byUser = new Map<string, readonly TenantInfo[]>()
   for (const [user, names] of members) byUser.set(user, sorted(names))
-  return { schemas, members, loadedAt, allActive, selectable: (key) => byUser.get(key) ?? NONE }
+  const bySchema = new Map<string, DomainInfo[]>()
+  for (const d of domains.values()) {
+    let list = bySchema.get(d.schema)
+    if (list === undefined) bySchema.set(d.schema, list = [])
+    list.push(Object.freeze({ ...d }))
+  }
+  const byPrimaryThenHost = (a: DomainInfo, b: DomainInfo): number =>
+    a.isPrimary !== b.isPrimary ? (a.isPrimary ? -1 : 1) : a.host < b.host ? -1 : a.host > b.host ? 1 : 0
+  for (const list of bySchema.values()) Object.freeze(list.sort(byPrimaryThenHost))
+  const noDomains: readonly DomainInfo[] = Object.freeze([])
+  return { schemas, members, loadedAt, allActive, selectable: (key) => byUser.get(key) ?? NONE, domains, domainsOf: (schema) => bySchema.get(schema) ?? noDomains }
 }
 
 export function userKey (userId: UserId): string {
@@ -61,6 +86,7 @@ export function userKey (userId: UserId): string {
 
 interface SchemaRow { schema_name: string, name: string, is_active: boolean, created_at: string, updated_at: string }
 interface MembershipRow { schema_name: string, user_id: string | number }
+interface DomainRow { host: string, schema_name: string, is_primary: boolean, created_at: string }
 
 export class SchemaRegistry {
   private snapshot: RegistrySnapshot | null = null
@@ -94,12 +120,13 @@ export class SchemaRegistry {
     if (this.loading !== null && this.loadingGeneration === this.generation) return await this.loading
     const generation = this.generation
     const loading = (async () => {
-      // Both reads in one query and one round trip, in public whatever the caller's context.
-      const [row] = await runWithSchema(null, async () => await this.sequelize.query<{ schemas: SchemaRow[], members: MembershipRow[] }>(
+      // All reads in one query and one round trip, in public whatever the caller's context.
+      const [row] = await runWithSchema(null, async () => await this.sequelize.query<{ schemas: SchemaRow[], members: MembershipRow[], domains: DomainRow[] }>(
         `SELECT (SELECT coalesce(json_agg(s), '[]') FROM (SELECT schema_name, name, is_active, created_at, updated_at FROM public.${SCHEMA_TABLE}) s) AS schemas,
-                (SELECT coalesce(json_agg(m), '[]') FROM (SELECT schema_name, user_id::text AS user_id FROM public.${MEMBERSHIP_TABLE}) m) AS members`,
+                (SELECT coalesce(json_agg(m), '[]') FROM (SELECT schema_name, user_id::text AS user_id FROM public.${MEMBERSHIP_TABLE}) m) AS members,
+                (SELECT coalesce(json_agg(d), '[]') FROM (SELECT host, schema_name, is_primary, created_at FROM public.${DOMAIN_TABLE}) d) AS domains`,
         { type: QueryTypes.SELECT, logging: false })).catch((err: unknown) => {
-        if (isUndefinedTable(err)) throw new BoardinghouseErrors.NOT_MIGRATED(`table public.${SCHEMA_TABLE} is missing`, { cause: err })
+        if (isUndefinedTable(err)) throw new BoardinghouseErrors.NOT_MIGRATED(`table public.${SCHEMA_TABLE} or public.${DOMAIN_TABLE} is missing`, { cause: err })
         throw err
       })
       const schemas = new Map<string, SchemaInfo>()
@@ -113,7 +140,11 @@ export class SchemaRegistry {
         if (set === undefined) members.set(key, set = new Set())
         set.add(r.schema_name)
       }
-      const snapshot = buildSnapshot(schemas, members, Date.now())
+      const domains = new Map<string, DomainInfo>()
+      for (const r of row?.domains ?? []) {
+        domains.set(r.host, { host: r.host, schema: r.schema_name, isPrimary: r.is_primary, createdAt: new Date(r.created_at) })
+      }
+      const snapshot = buildSnapshot(schemas, members, Date.now(), domains)
       // A change that happened while loading makes this load stale: keep it for this caller only.
       if (generation === this.generation) this.snapshot = snapshot
       return snapshot

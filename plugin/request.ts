@@ -13,13 +13,14 @@ import { TEMPLATE_SCHEMA, assertSchemaName } from './names.js'
 import type { Boardinghouse } from './boardinghouse.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 import { assertSameSite } from './same-site.js'
+import { anonymousAllowed, checkAnonymous, type SchemaResolver } from './resolvers.js'
 import { requireSession, sessionOf } from './session.js'
 
 /** What `request.tenant` holds: the active schema (one type, the registry's). */
 export type { TenantInfo }
 
 /** Resolves a request's schema by other means than the session (subdomain, header, path). */
-export type SchemaResolver = (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>
+export type { SchemaResolver }
 
 /** Per-route options: `{ config: { boardinghouse: { ... } } }`. */
 export interface BoardinghouseRouteConfig {
@@ -263,7 +264,9 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
   function select (request: FastifyRequest, store: TenantStore, tenancy: Tenancy, snapshot: RegistrySnapshot, userId: UserId | null, route: BoardinghouseRouteConfig | undefined, explicit: string | null | undefined): void {
     const linked = explicit === undefined || explicit === null ? linkedSchema(request) : undefined
     if (explicit !== undefined && explicit !== null) {
-      tenancy.set(tenancy.check(explicit), false)
+      // A resolver made with { anonymous: 'allow' } lets a request without a user into an existing,
+      // active schema (no membership to check: there is no user); with a user, the usual checks.
+      tenancy.set(userId === null && anonymousAllowed(request, explicit) ? checkAnonymous(snapshot, explicit) : tenancy.check(explicit), false)
     } else if (linked !== undefined) {
       // A link into a schema (audit log): this request only, same checks, and only from this site.
       assertSameSite(request, options.trustedOrigins)

@@ -79,6 +79,26 @@ await app.close()
 `,
   'Usage without Fastify': 'console.log(\'README-OK\')\n',
   'Background jobs': 'console.log(\'README-OK\')\n',
+  // every resolver of the routing example, with the checks their results pass
+  'Routing by host, header or path': `await bh.createSchema('globex')
+await bh.grant('globex', 42) // two schemas: no auto-selection when no resolver gives one
+const ask = async (url: string, headers: Record<string, string>): Promise<string> => {
+  const res = await app.inject({ url, headers: { authorization: 'Bearer token-of-42', ...headers } })
+  return \`\${res.statusCode} \${(res.json() as { code?: string, tenant?: string | null }).code ?? (res.json() as { tenant?: string | null }).tenant ?? ''}\`
+}
+const seen = [
+  await ask('/items', { host: 'SHOP.acme.example.:443' }), await ask('/items', { host: 'acme.example.com' }), await ask('/items', { host: 'www.example.com' }),
+  await ask('/items', { host: 'nosuch.example.com' }), await ask('/items', { host: '127.0.0.1' }), await ask('/items', { host: 'www.example.com', 'x-forwarded-host': 'acme.example.com' }),
+  await ask('/t/acme/items', {}), await ask('/api/items', { 'x-tenant': 'acme' }), await ask('/api/items', { 'x-tenant': 'acme, globex' }), await ask('/api/items', {})
+].join('; ')
+const expected = '200 acme; 200 acme; 400 FST_BH_NO_SCHEMA; 404 FST_BH_SCHEMA_NOT_FOUND; 400 FST_BH_INVALID_HOST; 200 acme; 200 ; 200 ; 400 FST_BH_INVALID_TENANT_HEADER; 400 FST_BH_NO_SCHEMA'
+if (seen !== expected) throw new Error(seen)
+const anonymous = await app.inject({ url: '/items', headers: { host: 'acme.example.com' } })
+if (anonymous.statusCode !== 401) throw new Error(anonymous.body)
+console.log('README-OK')
+await app.close()
+await sequelize.close()
+`,
   // the outage handler: a route failing with a connection error answers 503 with Retry-After
   'The example app': `app.get('/boom', async () => { throw new ConnectionError(new Error('connect ECONNREFUSED 127.0.0.1:1')) })
 const res = await app.inject('/boom')
