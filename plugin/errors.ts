@@ -44,6 +44,8 @@ export const BoardinghouseErrors = {
   NO_DATABASE_URL: define('FST_BH_NO_DATABASE_URL', 'DATABASE_URL is not set', 500),
   TYPESCRIPT_LOADER: define('FST_BH_TYPESCRIPT_LOADER', 'Loading %s needs a TypeScript loader: install tsx (npm install --save-dev tsx), or write the file in JavaScript', 500),
   INVALID_JOB_CONTEXT: define('FST_BH_INVALID_JOB_CONTEXT', 'Invalid job context: %s', 400),
+  CREATE_HOOK_FAILED: define('FST_BH_CREATE_HOOK_FAILED', 'The creation hook of schema "%s" failed, nothing was created: %s', 500),
+  DROP_REFUSED: define('FST_BH_DROP_REFUSED', 'Dropping schema "%s" was refused by a beforeDrop hook, nothing changed: %s', 409),
   NO_JOB_CONTEXT: define('FST_BH_NO_JOB_CONTEXT', 'The job carries no tenant context: %s', 400)
 } as const
 
