@@ -164,7 +164,8 @@ export class SchemaAdmin {
       try {
         // The DDL is read (and cached) outside the creation's transaction: a rollback must not undo what the cache recorded.
         const { version, ddl } = await withConnection(sequelize, async (connection) => await this.deps.clone.get(connection))
-        return await runWithSchema(null, async () => await sequelize.transaction(async (transaction) => {
+        // Opened with the new schema active: the hook's queries (in that schema) may use the transaction.
+        return await runWithSchema(schema, async () => await sequelize.transaction(async (transaction) => {
           const connection = transactionConnection(transaction)
           const results = await connection.query(this.cloneStatements(schema, displayName, version, ddl).join(';\n')) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
           const created = createdRow(results, schema)
