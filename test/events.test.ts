@@ -165,6 +165,7 @@ test('the creation hook seeds the new schema inside its transaction; if it throw
   assert.deepEqual(heardA, [['schemaCreated', { schema: 'seeded', name: 'Seeded', origin: 'local' }]])
   // the other instance has no hook: its creations are not seeded
   await b.createSchema('plain')
+  await until(() => heardA.some(([k, p]) => k === 'schemaCreated' && p.schema === 'plain'), 'a hearing of plain') // a's registry follows b's change
   assert.deepEqual(await a.runInSchema('plain', async () => await Item.count()), 0)
 
   const countRows = async (schema: string): Promise<{ pg: boolean, registry: number, ledger: number, members: number }> => {
@@ -292,6 +293,7 @@ test('a listener that throws or rejects breaks neither the change nor the other 
 test('malformed, oversized, unknown-version or unknown-kind notices emit nothing and still reload the registry; a process ignores its own', async (t) => {
   const { a, b, url, heardB } = await pair(t)
   await a.createSchema('acme')
+  await until(() => heardB.length === 1, "b hearing acme's creation") // so that no earlier notice reloads b's registry below
   const raw = await connect(t, url)
   const notify = async (payload: string): Promise<void> => { await raw.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]) }
   const key = { schema: 'acme', name: 'acme' }
