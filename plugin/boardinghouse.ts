@@ -23,8 +23,7 @@ import { SchemaAdmin, type BeforeDropHook, type CreateHook, type CreateSchemaOpt
 import { normalizeUserId } from './user-id.js'
 
 export type { SchemaInfo } from './registry.js'
-export type { BeforeDropContext, BeforeDropHook, CreateHook, CreateHookContext, CreateSchemaOptions, DeleteSchemaOptions } from './schema-admin.js'
-export type * from './events.js'
+export type { CreateSchemaOptions, DeleteSchemaOptions } from './schema-admin.js'
 export { normalizeUserId } from './user-id.js'
 
 export interface ListSchemasOptions {
