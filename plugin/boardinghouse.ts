@@ -14,13 +14,14 @@ import { applyPoolRecycling } from './db.js'
 import { DomainAdmin, type AddDomainOptions } from './domains.js'
 import { BoardinghouseErrors } from './errors.js'
 import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
+import { BoardinghouseEmitter, encodeNotice, type BoardinghouseEventMap, type BoardinghouseEventName, type BoardinghouseListener, type EventKey, type NoticeKind, type ParsedNotice } from './events.js'
 import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
 import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
 import { givenOptions, resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
 import { registryFor, userKey, type DomainInfo, type SchemaInfo, type SchemaRegistry } from './registry.js'
-import { SchemaAdmin, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
+import { SchemaAdmin, type BeforeDropHook, type CreateHook, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
 import { normalizeUserId } from './user-id.js'
 
 export type { SchemaInfo } from './registry.js'
@@ -41,6 +42,30 @@ export interface RunInSchemaOptions {
   userId?: UserId | null
 }
 
+function removeFrom<T> (list: T[], item: T): void {
+  const i = list.indexOf(item)
+  if (i >= 0) list.splice(i, 1)
+}
+
+/**
+ * Emits a change's event in this process (origin 'local'), after its commit: for the domain table's
+ * writes (domainAdded, domainRemoved), whose notice carries the event to the others
+ * (`encodeNotice(noticeIdOf(bh), kind, key)` as the pg_notify payload inside the change's transaction).
+ */
+export function emitLifecycleEvent<E extends NoticeKind> (bh: Boardinghouse, kind: E, key: EventKey<E>): void {
+  (bh as unknown as { emitLocal: (k: E, v: EventKey<E>) => void }).emitLocal(kind, key)
+}
+
+/** This process's sender id, for a notice payload (`encodeNotice`). */
+export function noticeIdOf (bh: Boardinghouse): string {
+  return (bh as unknown as { changes: ChangeListener }).changes.id
+}
+
+/** Emits a request's switch (the switch route), in this process only. */
+export function emitSwitched (bh: Boardinghouse, payload: Omit<BoardinghouseEventMap['switched'], 'origin'>): void {
+  (bh as unknown as { events: BoardinghouseEmitter }).events.emit('switched', { ...payload, origin: 'local' })
+}
+
 function byName (a: SchemaInfo, b: SchemaInfo): number {
   return a.schema < b.schema ? -1 : a.schema > b.schema ? 1 : 0
 }
@@ -56,6 +81,9 @@ export class Boardinghouse {
   private readonly changes: ChangeListener
   private readonly context: ContextState
   private readonly domains: DomainAdmin
+  private readonly events = new BoardinghouseEmitter()
+  private readonly createHooks: CreateHook[] = []
+  private readonly dropHooks: BeforeDropHook[] = []
 
   /** `options` are validated and defaulted by options.ts's `resolveOptions` (an already resolved object is taken as it is). */
   constructor (options: BoardinghouseOptions | ResolvedOptions) {
@@ -76,17 +104,77 @@ export class Boardinghouse {
       userIdType: this.options.userIdType,
       concurrency: this.options.migrationConcurrency,
       onTemplateChanged: () => { this.clone.templateChanged() },
-      auditTargets: () => this.auditTargets()
+      auditTargets: () => this.auditTargets(),
+      schemaMigratedNotice: (schema, migrations) => encodeNotice(this.changes.id, 'schemaMigrated', { schema, migrations }),
+      onSchemaMigrated: (schema, migrations) => { this.emitLocal('schemaMigrated', { schema, migrations }) }
     })
-    this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() } })
+    this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() }, onEvent: (event) => { this.emitRemote(event) } })
     this.admin = new SchemaAdmin({
       sequelize,
       registry: this.registry,
       clone: this.clone,
       noticeId: () => this.changes.id,
-      normalizeUserId: (userId) => this.normalizeUserId(userId)
+      normalizeUserId: (userId) => this.normalizeUserId(userId),
+      emit: (kind, key) => { this.emitLocal(kind, key) },
+      createHooks: () => this.createHooks,
+      dropHooks: () => this.dropHooks
     })
-    this.domains = new DomainAdmin({ sequelize, registry: this.registry, noticeId: () => this.changes.id })
+    this.domains = new DomainAdmin({ sequelize, registry: this.registry, noticeId: () => this.changes.id, emit: (kind, key) => { this.emitLocal(kind, key) } })
+  }
+
+  // ---------------------------------------------------------------- lifecycle events (events.ts)
+
+  /**
+   * Listens for a lifecycle event. Events are emitted after their change committed: in this
+   * process with `origin: 'local'`, in every other listening process with `origin: 'remote'`
+   * (once each). A listener's throw or rejection goes to `listenerError` (else a process warning),
+   * never to the change.
+   */
+  on<E extends BoardinghouseEventName> (event: E, listener: BoardinghouseListener<E>): this {
+    this.events.on(event, listener)
+    return this
+  }
+
+  /** Like `on`, for the next such event only. */
+  once<E extends BoardinghouseEventName> (event: E, listener: BoardinghouseListener<E>): this {
+    this.events.once(event, listener)
+    return this
+  }
+
+  /** Removes a listener added with `on` or `once`. */
+  off<E extends BoardinghouseEventName> (event: E, listener: BoardinghouseListener<E>): this {
+    this.events.off(event, listener)
+    return this
+  }
+
+  /**
+   * Adds a creation hook: it runs inside the creation's transaction, with the new schema active and
+   * the transaction bound (queries join it), after the schema, its tables and its registry row
+   * exist. A throw rolls everything back (FST_BH_CREATE_HOOK_FAILED). Returns a function removing it.
+   */
+  onCreate (hook: CreateHook): () => void {
+    if (typeof hook !== 'function') throw new BoardinghouseErrors.INVALID_OPTION('onCreate needs a function')
+    this.createHooks.push(hook)
+    return () => { removeFrom(this.createHooks, hook) }
+  }
+
+  /**
+   * Adds a hook run before each drop (`deleteSchema(schema, { drop: true })`), outside the drop's
+   * transaction, while the schema still exists: a throw refuses the drop (FST_BH_DROP_REFUSED),
+   * nothing changed. Returns a function removing it.
+   */
+  beforeDrop (hook: BeforeDropHook): () => void {
+    if (typeof hook !== 'function') throw new BoardinghouseErrors.INVALID_OPTION('beforeDrop needs a function')
+    this.dropHooks.push(hook)
+    return () => { removeFrom(this.dropHooks, hook) }
+  }
+
+  private emitLocal<E extends NoticeKind> (kind: E, key: EventKey<E>): void {
+    this.events.emit(kind, { ...key, origin: 'local' } as never)
+  }
+
+  private emitRemote (event: ParsedNotice): void {
+    this.events.emit(event.kind, { ...event.key, origin: 'remote' } as never)
   }
 
   /**
@@ -157,7 +245,7 @@ export class Boardinghouse {
     this.tenantModelClasses()
     const result = await this.migrator.migrate(options)
     this.forget()
-    await this.admin.announce()
+    await this.admin.announce({ kind: 'migrated', key: { schema: null, migratedSchemas: result.migratedSchemas } })
     await this.check()
     return result
   }

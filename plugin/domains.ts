@@ -8,6 +8,7 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize'
 import { DOMAIN_TABLE, SCHEMA_TABLE } from '../models/index.js'
 import { runWithSchema } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
+import { encodeNotice } from './events.js'
 import { normalizeHost } from './host.js'
 import { assertSchemaName, describe } from './names.js'
 import { CHANNEL } from './notify.js'
@@ -24,6 +25,8 @@ export interface DomainAdminDeps {
   registry: SchemaRegistry
   /** The payload of this process's change notices (read at each change). */
   noticeId: () => string
+  /** Emits a committed change's lifecycle event in this process (domainAdded, domainRemoved). */
+  emit?: (kind: 'domainAdded' | 'domainRemoved', key: { schema: string, host: string }) => void
 }
 
 interface DomainRow { host: string, schema_name: string, is_primary: boolean, created_at: Date | string }
@@ -55,6 +58,7 @@ export class DomainAdmin {
     const primary = options.primary
     if (primary !== undefined && typeof primary !== 'boolean') throw new BoardinghouseErrors.INVALID_INPUT(`addDomain's primary must be a boolean, not ${describe(primary)}`)
     let info: DomainInfo
+    let added = false
     try {
       info = await this.inTransaction(async (transaction) => {
         // The schema row, locked against other domain changes of the same schema (grants, which only
@@ -72,7 +76,9 @@ export class DomainAdmin {
            ON CONFLICT (host) DO UPDATE SET is_primary = EXCLUDED.is_primary WHERE ${DOMAIN_TABLE}.schema_name = EXCLUDED.schema_name
            RETURNING host, schema_name, is_primary, created_at`, { host: normalized, schema, isPrimary }, transaction)
         if (row === undefined) throw new BoardinghouseErrors.DOMAIN_TAKEN(normalized)
-        await this.select('SELECT pg_notify(:channel, :id)', { channel: CHANNEL, id: this.deps.noticeId() }, transaction)
+        added = existing === undefined
+        const payload = added ? encodeNotice(this.deps.noticeId(), 'domainAdded', { schema, host: normalized }) : this.deps.noticeId()
+        await this.select('SELECT pg_notify(:channel, :payload)', { channel: CHANNEL, payload }, transaction)
         return infoOf(row)
       })
     } catch (err) {
@@ -81,18 +87,23 @@ export class DomainAdmin {
       throw err
     }
     this.deps.registry.invalidate()
+    if (added) this.deps.emit?.('domainAdded', { schema, host: normalized })
     return info
   }
 
   /** Unmaps `host` (normalised first); resolves to false when it was not mapped. */
   async removeDomain (host: string): Promise<boolean> {
     const normalized = normalizeHost(host, { allowPort: false })
-    const rows = await runWithSchema(null, async () => await this.deps.sequelize.query<{ notified: unknown }>(
-      `WITH deleted AS (DELETE FROM public.${DOMAIN_TABLE} WHERE host = :host RETURNING 1)
-       SELECT pg_notify(:channel, :id) AS notified FROM deleted`,
-      { replacements: { host: normalized, channel: CHANNEL, id: this.deps.noticeId() }, type: QueryTypes.SELECT, logging: false }))
-    if (rows.length === 0) return false
+    const schema = await this.inTransaction(async (transaction) => {
+      const [deleted] = await this.select<{ schema_name: string }>(`DELETE FROM public.${DOMAIN_TABLE} WHERE host = :host RETURNING schema_name`, { host: normalized }, transaction)
+      if (deleted === undefined) return null
+      // the notice commits with the change, and carries its event
+      await this.select('SELECT pg_notify(:channel, :payload)', { channel: CHANNEL, payload: encodeNotice(this.deps.noticeId(), 'domainRemoved', { schema: deleted.schema_name, host: normalized }) }, transaction)
+      return deleted.schema_name
+    })
+    if (schema === null) return false
     this.deps.registry.invalidate()
+    this.deps.emit?.('domainRemoved', { schema, host: normalized })
     return true
   }
 }

@@ -49,7 +49,9 @@ export const BoardinghouseErrors = {
   NO_JOB_CONTEXT: define('FST_BH_NO_JOB_CONTEXT', 'The job carries no tenant context: %s', 400),
   INVALID_HOST: define('FST_BH_INVALID_HOST', 'Invalid host %s: %s', 400),
   INVALID_TENANT_HEADER: define('FST_BH_INVALID_TENANT_HEADER', 'Invalid %s header: %s', 400),
-  DOMAIN_TAKEN: define('FST_BH_DOMAIN_TAKEN', 'Host "%s" is already mapped to another schema', 409)
+  DOMAIN_TAKEN: define('FST_BH_DOMAIN_TAKEN', 'Host "%s" is already mapped to another schema', 409),
+  CREATE_HOOK_FAILED: define('FST_BH_CREATE_HOOK_FAILED', 'The creation hook of schema "%s" failed, nothing was created: %s', 500),
+  DROP_REFUSED: define('FST_BH_DROP_REFUSED', 'Dropping schema "%s" was refused by a beforeDrop hook, nothing changed: %s', 409)
 } as const
 
 export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`

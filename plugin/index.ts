@@ -19,6 +19,8 @@ export type { AddDomainOptions, CreateSchemaOptions, DeleteSchemaOptions, Domain
 export type { BoardinghouseOptions, BoardinghousePluginOptions } from './options.js'
 export { jobContext, runInJobContext } from './jobs.js'
 export type { JobContext, JobContextOptions, JobTenancy } from './jobs.js'
+export type { BeforeDropContext, BeforeDropHook, CreateHook, CreateHookContext } from './schema-admin.js'
+export type { BoardinghouseEventMap, BoardinghouseEventName, BoardinghouseListener, DomainEvent, EventOrigin, ListenerErrorEvent, MembershipEvent, MigratedEvent, SchemaEvent, SchemaMigratedEvent, SwitchedEvent } from './events.js'
 export { DEFAULT_MAX_VALUE_LENGTH, JsonNumber, dumpDataText, readDumpObjects, writeDump } from './data/index.js'
 export type { DumpFormat, DumpObject, DumpOptions, LoadOptions, LoadResult, LoadSource, ReadDumpOptions } from './data/index.js'
 export type { BindPathMode } from './context.js'

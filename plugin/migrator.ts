@@ -26,6 +26,7 @@ import { importFile } from './loader.js'
 import { GUARD_TRIGGER_PREFIX } from './clone/index.js'
 import { queryGeneratorOf } from './sequelize-internals.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from './names.js'
+import { CHANNEL } from './notify.js'
 
 /** Advisory lock key shared by `migrate` (exclusive) and tenant creation (shared). */
 export const MIGRATION_LOCK_KEY = 0x62686d67 // 'bhmg'
@@ -289,6 +290,10 @@ export interface MigratorDeps {
   onTemplateChanged: () => void
   /** The audited models' tables. */
   auditTargets: () => AuditTarget[]
+  /** The notice payload of a tenant schema's migration, sent inside its transaction (schemaMigrated). */
+  schemaMigratedNotice?: (schema: string, migrations: number) => string
+  /** Called after a tenant schema's migrations committed (schemaMigrated, in this process). */
+  onSchemaMigrated?: (schema: string, migrations: number) => void
 }
 
 export class Migrator {
@@ -320,7 +325,7 @@ export class Migrator {
    * The transaction first takes `schema`'s own transaction-level lock (a concurrent run waits for
    * it, then reads the ledger it left), and checks the migration lock before it commits.
    */
-  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: () => Promise<void> } = {}): Promise<string[]> {
+  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: (ran: string[]) => Promise<void> } = {}): Promise<string[]> {
     for (let attempt = 0; ; attempt++) {
       const state: RunState = { stage: 'begin' }
       try {
@@ -334,7 +339,7 @@ export class Migrator {
     }
   }
 
-  private async runSetOnce (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: () => Promise<void> }, state: RunState): Promise<string[]> {
+  private async runSetOnce (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: (ran: string[]) => Promise<void> }, state: RunState): Promise<string[]> {
     const { sequelize } = this.deps
     const searchSchema = schema === 'public' ? null : schema
     return await runWithSchema(searchSchema, async () => await sequelize.transaction(async (transaction) =>
@@ -353,7 +358,7 @@ export class Migrator {
         umzug.on('migrating', ({ name }) => { state.migration = name })
         if (beforeEach !== undefined) umzug.on('migrating', beforeEach)
         const ran = await umzug.up()
-        if (after !== undefined) await after()
+        if (after !== undefined) await after(ran.map((m) => m.name))
         await lock.check()
         state.stage = 'commit'
         return ran.map((m) => m.name)
@@ -446,7 +451,15 @@ export class Migrator {
             const schema = rest[next++] as string
             try {
               // The ledger is read again inside the schema's transaction, after its lock.
-              await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema), lock)
+              const ran = await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema), lock, {
+                after: async (names) => {
+                  const notice = this.deps.schemaMigratedNotice
+                  if (names.length === 0 || notice === undefined) return
+                  await sequelize.query('SELECT pg_notify(:channel, :payload)',
+                    { replacements: { channel: CHANNEL, payload: notice(schema, names.length) }, type: QueryTypes.SELECT, logging: false })
+                }
+              })
+              if (ran.length > 0) this.deps.onSchemaMigrated?.(schema, ran.length)
             } catch (err) {
               failure ??= wrapFailure(err, schema)
               return

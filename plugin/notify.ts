@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Sequelize } from 'sequelize'
 import { connectionConfig, connectionManager, type ConnectionManagerLike, type PgClient } from './sequelize-internals.js'
+import { parseNotice, type ParsedNotice } from './events.js'
 
 export const CHANNEL = 'boardinghouse_changes'
 
@@ -16,6 +17,8 @@ export interface ChangeListenerOptions {
   sequelize: Sequelize
   /** Called on a notice from another process, and after (re)connecting. */
   onChange: () => void
+  /** Called after onChange with the event a notice from another process carries (a well-formed one only). */
+  onEvent?: (event: ParsedNotice) => void
   /** Called with connection errors (the listener keeps retrying). */
   onError?: (err: unknown) => void
   /** Longest wait between reconnection attempts (ms). @default 5000 */
@@ -60,8 +63,12 @@ export class ChangeListener {
       try {
         connection = await this.manager().connect(config)
         connection.on('notification', (msg) => {
-          const payload = (msg as { payload?: string }).payload
-          if (payload !== this.id) this.options.onChange()
+          // This process's own notices are skipped (it applied and emitted them at commit); any
+          // other notice reloads the registry, and a well-formed one's event is emitted as remote.
+          const { sender, event } = parseNotice((msg as { payload?: string }).payload ?? '')
+          if (sender === this.id) return
+          this.options.onChange()
+          if (event !== null) this.options.onEvent?.(event)
         })
         const lost = (err: unknown): void => { this.lost(connection, err) }
         connection.on('error', lost)

@@ -5,6 +5,7 @@
  */
 import { parse as parseQuery } from 'node:querystring'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { emitSwitched } from './boardinghouse.js'
 import { BoardinghouseErrors } from './errors.js'
 import { describe } from './names.js'
 import { assertSameSite } from './same-site.js'
@@ -88,11 +89,14 @@ export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteO
       const next = body.next === undefined || body.next === '' ? null : safeRedirectPath(body.next)
       if (next === null && body.next !== undefined && body.next !== '') throw new BoardinghouseErrors.INVALID_REDIRECT(describe(body.next))
       let selected: TenantInfo | null = null
+      const from = request.tenant?.schema ?? null
       if (body.schema === undefined || body.schema === null || body.schema === '') {
         tenancy.deactivate({ persist: true })
       } else {
         selected = tenancy.activate(body.schema, { persist: true })
       }
+      const to = selected?.schema ?? null
+      emitSwitched(request.server.boardinghouse, { schema: to, from, to, userId: String(tenancy.userId) })
       if (next !== null) return await reply.redirect(next, 303)
       return { schema: selected?.schema ?? null, name: selected?.name ?? null }
     })

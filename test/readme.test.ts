@@ -99,6 +99,15 @@ console.log('README-OK')
 await app.close()
 await sequelize.close()
 `,
+  // the events were heard in order, the hooks seeded and dumped the tenant, and the process exits (listener closed)
+  'Lifecycle events': `if (log.join('|') !== 'local created acme (Acme Inc.)|user 42 joined acme|dropped acme') throw new Error(log.join('|'))
+if (titles.join() !== 'Welcome to acme') throw new Error(titles.join())
+if (!(await import('node:fs')).readFileSync('acme-before-drop.json', 'utf8').includes('Welcome to acme')) throw new Error('no dump')
+if ((await bh.getSchema('acme')) !== null) throw new Error('acme still exists')
+console.log('README-OK')
+await bh.close()
+await sequelize.close()
+`,
   // the outage handler: a route failing with a connection error answers 503 with Retry-After
   'The example app': `app.get('/boom', async () => { throw new ConnectionError(new Error('connect ECONNREFUSED 127.0.0.1:1')) })
 const res = await app.inject('/boom')
