@@ -41,6 +41,8 @@ if grep -v 'UNMET OPTIONAL' "$work/runtime-tree" | grep -E '(^|[ ─])(tsx|esbui
   echo "the runtime tree of a consumer holds tsx, esbuild or typescript"; exit 1
 fi
 npm install --no-audit --no-fund --silent --save-dev typescript @types/node
+# the queue libraries the README's background-jobs examples use (optional peers of the package)
+npm install --no-audit --no-fund --silent bullmq@^6 ioredis@^6 pg-boss@^10
 
 echo "== consumer: type-check the README's app (NodeNext, strict, skipLibCheck false)"
 node "$root/.ci/readme-app.mjs" "$root/README.md" src
