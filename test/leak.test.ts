@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { resolvers } from '../plugin/index.js'
 import { buildTestApp } from './fixtures/app.js'
 import { runChurnHarness, runLeakHarness, seedTenants } from './fixtures/leak.js'
 import { connect, sequelizeFor, setupBoardinghouse } from './helpers.js'
@@ -26,6 +27,21 @@ test('no request ever sees another tenant\'s rows: 50 tenants, pool of 5, 5,000 
     const titles = await bh.runInSchema(schema, async () => await sequelize.query<{ title: string }>('SELECT title FROM items', { type: 'SELECT' as never }))
     for (const { title } of titles) assert.ok(title.startsWith(`${schema}:`), `${schema} holds ${title}`)
   }
+})
+
+test('subdomain-routed requests and background jobs mixed in: still no foreign row, and other tenants\' subdomains are refused', async (t) => {
+  const { bh, sequelize, url } = await setupBoardinghouse(t, {}, { pool: POOL })
+  const setup = await seedTenants(bh, 30, 10)
+  const app = await buildTestApp({ sequelize, schemaFrom: resolvers.subdomain({ baseDomain: 'leak.example' }) })
+  t.after(async () => { await app.close() })
+  const killer = await connect(t, url)
+  const result = await runLeakHarness(app, setup, { requests: 3000, concurrency: 48, killer, kills: 2, subdomain: { baseDomain: 'leak.example' }, jobs: bh })
+  t.diagnostic(JSON.stringify(result))
+  assert.equal(result.foreign, 0, result.examples.join('\n'))
+  assert.equal(result.unexpected, 0, result.examples.join('\n'))
+  assert.ok((result.routed ?? 0) > 100, `subdomain-routed requests ran (${String(result.routed)})`)
+  assert.ok((result.jobs ?? 0) > 100, `jobs ran (${String(result.jobs)})`)
+  assert.ok(result.ok > 2400, `most requests succeed (${result.ok})`)
 })
 
 test('negative control: the same harness leaks when the path is set by a separate pooled query', async (t) => {
