@@ -4,7 +4,7 @@
  * removed, IDN converted to punycode (node:url domainToASCII, the WHATWG URL rules); IP literals,
  * empty labels (`..`), labels and names too long, and any character outside a-z 0-9 - . refused.
  */
-import { domainToASCII } from 'node:url'
+import { domainToASCII, domainToUnicode } from 'node:url'
 import type { FastifyRequest } from 'fastify'
 import { BoardinghouseErrors } from './errors.js'
 import { describe } from './names.js'
@@ -48,6 +48,13 @@ export function normalizeHost (value: unknown, options: { allowPort?: boolean } 
     // unicode (IDN) or punycode: the WHATWG rules convert and validate both ('' when invalid)
     const ascii = domainToASCII(lower)
     if (ascii === '') refuse(value, 'is not a valid internationalised domain name')
+    // Runtimes differ on invalid punycode (Node 24 passes `xn--zz` through unchanged): a label is
+    // valid punycode only if it decodes to something else, and that encodes back to the same label.
+    for (const label of ascii.split('.')) {
+      if (!label.startsWith('xn--')) continue
+      const decoded = domainToUnicode(label)
+      if (decoded === '' || decoded.startsWith('xn--') || domainToASCII(decoded) !== label) refuse(value, 'is not a valid internationalised domain name')
+    }
     host = ascii
   } else {
     host = lower
