@@ -47,20 +47,6 @@ function removeFrom<T> (list: T[], item: T): void {
   if (i >= 0) list.splice(i, 1)
 }
 
-/**
- * Emits a change's event in this process (origin 'local'), after its commit: for the domain table's
- * writes (domainAdded, domainRemoved), whose notice carries the event to the others
- * (`encodeNotice(noticeIdOf(bh), kind, key)` as the pg_notify payload inside the change's transaction).
- */
-export function emitLifecycleEvent<E extends NoticeKind> (bh: Boardinghouse, kind: E, key: EventKey<E>): void {
-  (bh as unknown as { emitLocal: (k: E, v: EventKey<E>) => void }).emitLocal(kind, key)
-}
-
-/** This process's sender id, for a notice payload (`encodeNotice`). */
-export function noticeIdOf (bh: Boardinghouse): string {
-  return (bh as unknown as { changes: ChangeListener }).changes.id
-}
-
 /** Emits a request's switch (the switch route), in this process only. */
 export function emitSwitched (bh: Boardinghouse, payload: Omit<BoardinghouseEventMap['switched'], 'origin'>): void {
   (bh as unknown as { events: BoardinghouseEmitter }).events.emit('switched', { ...payload, origin: 'local' })

@@ -16,6 +16,7 @@ import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral }
 import { CHANNEL } from './notify.js'
 import { sqlState } from './pg-errors.js'
 import type { SchemaInfo, SchemaRegistry } from './registry.js'
+import { transactionConnection } from './sequelize-internals.js'
 
 export interface CreateSchemaOptions {
   /** Display name; defaults to the schema name. */
@@ -47,11 +48,11 @@ export interface BeforeDropContext {
 /** Runs before a drop (`deleteSchema(…, { drop: true })`); a throw refuses the drop (FST_BH_DROP_REFUSED). */
 export type BeforeDropHook = (context: BeforeDropContext) => Promise<void> | void
 
-/** The Sequelize transaction's pg client (Sequelize internal: `transaction.connection`). */
-function transactionConnection (transaction: Transaction): RawConnection {
-  const connection = (transaction as unknown as { connection?: RawConnection }).connection
-  if (connection === undefined) throw new Error('the transaction has no connection')
-  return connection
+type StatementResults = Array<{ rows: Array<Record<string, unknown>> }>
+
+/** Runs a multi-statement simple-protocol message: pg answers with one result per statement. */
+async function queryStatements (connection: RawConnection, sql: string): Promise<StatementResults> {
+  return await connection.query(sql) as unknown as StatementResults
 }
 
 export interface SchemaAdminDeps {
@@ -87,7 +88,7 @@ function displayNameOf (schema: string, options: unknown): string {
 }
 
 /** The registry row the creation's INSERT returned (read by its column alias among the message's results). */
-function createdRow (results: Array<{ rows: Array<Record<string, unknown>> }>, schema: string): SchemaInfo {
+function createdRow (results: StatementResults, schema: string): SchemaInfo {
   const row = results.flatMap((r) => r.rows).find((r) => r.bhCreated === schema) as
     { bhCreated: string, name: string, is_active: boolean, created_at: Date, updated_at: Date } | undefined
   if (row === undefined) throw new Error('the registry row was not returned')
@@ -166,8 +167,8 @@ export class SchemaAdmin {
         const { version, ddl } = await withConnection(sequelize, async (connection) => await this.deps.clone.get(connection))
         // Opened with the new schema active: the hook's queries (in that schema) may use the transaction.
         return await runWithSchema(schema, async () => await sequelize.transaction(async (transaction) => {
-          const connection = transactionConnection(transaction)
-          const results = await connection.query(this.cloneStatements(schema, displayName, version, ddl).join(';\n')) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
+          const connection = transactionConnection<RawConnection>(transaction)
+          const results = await queryStatements(connection, this.cloneStatements(schema, displayName, version, ddl).join(';\n'))
           const created = createdRow(results, schema)
           for (const hook of hooks) {
             try {
@@ -212,7 +213,7 @@ export class SchemaAdmin {
       const { version, ddl } = await this.deps.clone.get(connection)
       const sql = ['BEGIN', ...this.cloneStatements(schema, displayName, version, ddl), 'COMMIT'].join(';\n')
       try {
-        const results = await connection.query(sql) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
+        const results = await queryStatements(connection, sql)
         return createdRow(results, schema)
       } catch (err) {
         await connection.query('ROLLBACK').catch(() => {})
@@ -233,12 +234,12 @@ export class SchemaAdmin {
         const q = quoteLiteral(schema)
         try {
           // The registry row (memberships cascade), the ledger and the notice; the row is read by its column name.
-          const results = await connection.query([
+          const results = await queryStatements(connection, [
             'BEGIN',
             `WITH dropped AS (DELETE FROM public.${SCHEMA_TABLE} WHERE schema_name = ${q} RETURNING schema_name),
                   ledger AS (DELETE FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name IN (SELECT schema_name FROM dropped))
              SELECT schema_name AS "bhDropped", ${this.notifySql(this.notice('schemaDropped', { schema }))} FROM dropped`
-          ].join(';\n')) as unknown as Array<{ rows: Array<Record<string, unknown>> }>
+          ].join(';\n'))
           if (!results.flatMap((r) => r.rows).some((r) => r.bhDropped === schema)) {
             await connection.query('ROLLBACK')
             throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)

@@ -112,6 +112,13 @@ export function queryGeneratorOf (queryInterface: QueryInterface): { options: ob
 }
 
 /** The Sequelize instance a transaction belongs to (`transaction.sequelize`). */
+/** A Sequelize transaction's pg client (`transaction.connection`): for a creation hook's raw SQL in the same transaction. */
+export function transactionConnection<C> (transaction: Transaction): C {
+  const connection = (transaction as unknown as { connection?: C }).connection
+  if (connection === undefined) throw new Error('the transaction has no connection')
+  return connection
+}
+
 export function transactionSequelize (transaction: Transaction): Sequelize {
   return (transaction as unknown as { sequelize: Sequelize }).sequelize
 }

@@ -1,31 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DataTypes, QueryTypes, type Sequelize } from 'sequelize'
+import { DataTypes, QueryTypes } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
 import { defineExampleModels } from '../example/models/index.js'
-import { createTestDatabase, EXAMPLE_TENANT_MIGRATIONS, listPgSchemas, sequelizeFor, setupBoardinghouse } from './helpers.js'
+import { createTestDatabase, EXAMPLE_TENANT_MIGRATIONS, listPgSchemas, sequelizeFor, setupBoardinghouse, hasCode, registryState } from './helpers.js'
 
-interface Snapshot { schemas: string[], registry: unknown[], members: unknown[], ledger: unknown[] }
-
-async function snapshot (sequelize: Sequelize): Promise<Snapshot> {
-  const q = async (sql: string): Promise<unknown[]> => await sequelize.query(sql, { type: QueryTypes.SELECT })
-  return {
-    schemas: await listPgSchemas(sequelize),
-    registry: await q('SELECT schema_name, name, is_active FROM public.boardinghouse_schema ORDER BY 1'),
-    members: await q('SELECT schema_name, user_id FROM public.boardinghouse_membership ORDER BY 1, 2'),
-    ledger: await q('SELECT schema_name, name FROM public.boardinghouse_tenant_migration ORDER BY 1, 2')
-  }
-}
-
-function hasCode (code: string, status?: number) {
-  return (err: unknown): boolean => {
-    const e = err as { code?: string, statusCode?: number, message?: string }
-    assert.equal(e.code, code, e.message)
-    if (status !== undefined) assert.equal(e.statusCode, status)
-    return true
-  }
-}
 
 test('tenant API', async (t) => {
   const { bh, sequelize } = await setupBoardinghouse(t)
@@ -35,7 +15,7 @@ test('tenant API', async (t) => {
     const acme = await bh.createSchema('acme', { name: 'Acme Inc.' })
     assert.deepEqual({ schema: acme.schema, name: acme.name, isActive: acme.isActive }, { schema: 'acme', name: 'Acme Inc.', isActive: true })
     await bh.createSchema('globex')
-    const s = await snapshot(sequelize)
+    const s = await registryState(sequelize)
     assert.ok(s.schemas.includes('acme') && s.schemas.includes('globex') && s.schemas.includes(TEMPLATE_SCHEMA))
     const ledger = s.ledger as Array<{ schema_name: string, name: string }>
     const names = (schema: string): string[] => ledger.filter((r) => r.schema_name === schema).map((r) => r.name)
@@ -114,7 +94,7 @@ test('tenant API', async (t) => {
   })
 
   await t.test('bad names are refused with a stable code and nothing changes', async () => {
-    const before = await snapshot(sequelize)
+    const before = await registryState(sequelize)
     const cases: Array<[string, string]> = [
       ['Acme', 'FST_BH_INVALID_SCHEMA_NAME'], ['1abc', 'FST_BH_INVALID_SCHEMA_NAME'], ['pg_x', 'FST_BH_INVALID_SCHEMA_NAME'],
       ['public', 'FST_BH_INVALID_SCHEMA_NAME'], [TEMPLATE_SCHEMA, 'FST_BH_TEMPLATE_SCHEMA'],
@@ -127,20 +107,20 @@ test('tenant API', async (t) => {
       await assert.rejects(bh.grant(name, 1), hasCode(code, 400), name)
       await assert.rejects(bh.runInSchema(name, async () => {}), hasCode(code, 400), name)
     }
-    assert.deepEqual(await snapshot(sequelize), before)
+    assert.deepEqual(await registryState(sequelize), before)
   })
 
   await t.test('creating a name that exists is a 409 and changes nothing', async () => {
-    const before = await snapshot(sequelize)
+    const before = await registryState(sequelize)
     await assert.rejects(bh.createSchema('acme'), hasCode('FST_BH_SCHEMA_EXISTS', 409))
     await sequelize.query('CREATE SCHEMA handmade')
     await assert.rejects(bh.createSchema('handmade'), hasCode('FST_BH_SCHEMA_EXISTS', 409))
     await sequelize.query('DROP SCHEMA handmade')
-    assert.deepEqual(await snapshot(sequelize), before)
+    assert.deepEqual(await registryState(sequelize), before)
   })
 
   await t.test('a failure half-way leaves no schema, no row and no ledger entry', async () => {
-    const before = await snapshot(sequelize)
+    const before = await registryState(sequelize)
     await sequelize.query(`CREATE FUNCTION public.t_doom() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.schema_name = 'doomed' THEN RAISE EXCEPTION 'doomed on purpose'; END IF; RETURN NEW; END $$;
       CREATE TRIGGER t_doom BEFORE INSERT ON public.boardinghouse_schema FOR EACH ROW EXECUTE FUNCTION public.t_doom();`)
@@ -153,7 +133,7 @@ test('tenant API', async (t) => {
     } finally {
       await sequelize.query('DROP TRIGGER t_doom ON public.boardinghouse_schema; DROP FUNCTION public.t_doom();')
     }
-    assert.deepEqual(await snapshot(sequelize), before)
+    assert.deepEqual(await registryState(sequelize), before)
     // the connection that failed went back to the pool usable
     await bh.createSchema('initech')
     await bh.deleteSchema('initech', { drop: true })
@@ -165,13 +145,13 @@ test('tenant API', async (t) => {
     await bh.grant('globex', '7')
     assert.deepEqual((await bh.schemasForUser(7)).map((s) => s.schema), ['acme', 'globex'])
     assert.deepEqual(await bh.membersOf('acme'), ['7'])
-    const before = await snapshot(sequelize)
+    const before = await registryState(sequelize)
     await assert.rejects(bh.grant('nosuch', 7), hasCode('FST_BH_SCHEMA_NOT_FOUND', 404))
     await assert.rejects(bh.revoke('nosuch', 7), hasCode('FST_BH_SCHEMA_NOT_FOUND', 404))
     await assert.rejects(bh.grant('acme', 'seven'), hasCode('FST_BH_INVALID_USER_ID', 400))
     await assert.rejects(bh.grant('acme', 2 ** 40), hasCode('FST_BH_INVALID_USER_ID', 400))
     await assert.rejects(bh.grant('acme', 1.5), hasCode('FST_BH_INVALID_USER_ID', 400))
-    assert.deepEqual(await snapshot(sequelize), before)
+    assert.deepEqual(await registryState(sequelize), before)
     assert.equal(await bh.revoke('globex', 7), true)
     assert.equal(await bh.revoke('globex', 7), false)
     assert.deepEqual((await bh.schemasForUser(7)).map((s) => s.schema), ['acme'])
@@ -191,7 +171,7 @@ test('tenant API', async (t) => {
     assert.ok((await listPgSchemas(sequelize)).includes('umbrella'))
 
     await bh.deleteSchema('umbrella', { drop: true })
-    const s = await snapshot(sequelize)
+    const s = await registryState(sequelize)
     assert.ok(!s.schemas.includes('umbrella'))
     assert.ok(!JSON.stringify(s).includes('umbrella'))
     assert.equal(await bh.getSchema('umbrella'), null)

@@ -1,4 +1,5 @@
 /** Test helpers: every test file works in a database of its own, created here and dropped after. */
+import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { TestContext } from 'node:test'
 import pg from 'pg'
@@ -81,4 +82,27 @@ export async function listPgSchemas (sequelize: Sequelize): Promise<string[]> {
     "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1",
     { type: 'SELECT' as never })
   return rows.map((r) => r.nspname)
+}
+
+/** What the library's tables and the database's schemas hold: compare before and after a refused call to prove nothing changed. */
+export interface RegistryState { schemas: string[], registry: unknown[], members: unknown[], ledger: unknown[] }
+
+export async function registryState (sequelize: Sequelize): Promise<RegistryState> {
+  const q = async (sql: string): Promise<unknown[]> => await sequelize.query(sql, { type: 'SELECT' as never })
+  return {
+    schemas: await listPgSchemas(sequelize),
+    registry: await q('SELECT schema_name, name, is_active FROM public.boardinghouse_schema ORDER BY 1'),
+    members: await q('SELECT schema_name, user_id FROM public.boardinghouse_membership ORDER BY 1, 2'),
+    ledger: await q('SELECT schema_name, name FROM public.boardinghouse_tenant_migration ORDER BY 1, 2')
+  }
+}
+
+/** An `assert.rejects` matcher: the error has `code` (and `status`, when given). */
+export function hasCode (code: string, status?: number): (err: unknown) => boolean {
+  return (err: unknown): boolean => {
+    const e = err as { code?: string, statusCode?: number, message?: string }
+    assert.equal(e.code, code, e.message)
+    if (status !== undefined) assert.equal(e.statusCode, status)
+    return true
+  }
 }

@@ -3,11 +3,7 @@ import assert from 'node:assert/strict'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { createBoardinghouse } from '../plugin/boardinghouse.js'
 import { withConnection } from '../plugin/db.js'
-import { setupBoardinghouse } from './helpers.js'
-
-function hasCode (code: string) {
-  return (err: unknown) => { assert.equal((err as { code?: string }).code, code, String(err)); return true }
-}
+import { setupBoardinghouse, hasCode } from './helpers.js'
 
 /** Whether a bind query left its tenant's search_path on the (only) pooled connection: 'set' does, 'transaction' does not. */
 async function bindQueryLeavesPath (sequelize: Sequelize, run: (fn: () => Promise<unknown>) => Promise<unknown>): Promise<boolean> {

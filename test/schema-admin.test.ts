@@ -5,31 +5,10 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { QueryTypes, type Sequelize } from 'sequelize'
 import type pg from 'pg'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
-import { connect, listPgSchemas, setupBoardinghouse } from './helpers.js'
+import { connect, hasCode, registryState, setupBoardinghouse } from './helpers.js'
 
-interface State { schemas: string[], registry: unknown[], members: unknown[], ledger: unknown[] }
-
-async function state (sequelize: Sequelize): Promise<State> {
-  const q = async (sql: string): Promise<unknown[]> => await sequelize.query(sql, { type: QueryTypes.SELECT })
-  return {
-    schemas: await listPgSchemas(sequelize),
-    registry: await q('SELECT schema_name, name, is_active FROM public.boardinghouse_schema ORDER BY 1'),
-    members: await q('SELECT schema_name, user_id FROM public.boardinghouse_membership ORDER BY 1, 2'),
-    ledger: await q('SELECT schema_name, name FROM public.boardinghouse_tenant_migration ORDER BY 1, 2')
-  }
-}
-
-function hasCode (code: string, status?: number) {
-  return (err: unknown): boolean => {
-    const e = err as { code?: string, statusCode?: number, message?: string }
-    assert.equal(e.code, code, e.message)
-    if (status !== undefined) assert.equal(e.statusCode, status)
-    return true
-  }
-}
 
 /** The id the instance sends as its NOTIFY payload (the change listener's). */
 function changes (bh: Boardinghouse): { id: string } {
@@ -94,7 +73,7 @@ test('schema admin', async (t) => {
   })
 
   await t.test('a notice that cannot be sent rolls its change back (NOTIFY inside the transaction)', async () => {
-    const before = await state(sequelize)
+    const before = await registryState(sequelize)
     const listenerOf = changes(bh)
     const id = listenerOf.id
     // PostgreSQL refuses a NOTIFY payload of 8000 bytes or more: every pg_notify of this instance fails
@@ -110,7 +89,7 @@ test('schema admin', async (t) => {
       Object.defineProperty(listenerOf, 'id', { value: id, configurable: true })
     }
     bh.invalidate()
-    assert.deepEqual(await state(sequelize), before)
+    assert.deepEqual(await registryState(sequelize), before)
     assert.deepEqual(await notices.take(), [])
     // and the instance still works
     await bh.grant('acme', 2)
@@ -122,9 +101,9 @@ test('schema admin', async (t) => {
     await bh.createSchema('umbrella')
     await bh.grant('umbrella', 3)
     await notices.take()
-    const before = await state(sequelize)
+    const before = await registryState(sequelize)
     await bh.deleteSchema('umbrella', { drop: true })
-    const after = await state(sequelize)
+    const after = await registryState(sequelize)
     const without = (rows: unknown[]): unknown[] => rows.filter((r) => (r as { schema_name: string }).schema_name !== 'umbrella')
     assert.deepEqual(after, {
       schemas: before.schemas.filter((s) => s !== 'umbrella'),
@@ -135,15 +114,15 @@ test('schema admin', async (t) => {
     assert.ok(before.ledger.length > after.ledger.length && before.members.length > after.members.length)
     // a schema that exists in PostgreSQL but not in the registry is not dropped: not found, nothing changes
     await sequelize.query('CREATE SCHEMA orphan')
-    const orphaned = await state(sequelize)
+    const orphaned = await registryState(sequelize)
     await assert.rejects(bh.deleteSchema('orphan', { drop: true }), hasCode('FST_BH_SCHEMA_NOT_FOUND', 404))
-    assert.deepEqual(await state(sequelize), orphaned)
+    assert.deepEqual(await registryState(sequelize), orphaned)
     await sequelize.query('DROP SCHEMA orphan')
     assert.deepEqual(senders(await notices.take()), [changes(bh).id])
   })
 
   await t.test('createSchema raises FST_BH_ codes only: bad input is a 400 and changes nothing', async () => {
-    const before = await state(sequelize)
+    const before = await registryState(sequelize)
     const cases: Array<[unknown, unknown, string]> = [
       ['hooli', null, 'FST_BH_INVALID_INPUT'],
       ['hooli', 42, 'FST_BH_INVALID_INPUT'],
@@ -159,7 +138,7 @@ test('schema admin', async (t) => {
     for (const [schema, options, code] of cases) {
       await assert.rejects(bh.createSchema(schema as string, options as { name?: string }), hasCode(code, 400), JSON.stringify([schema, options]))
     }
-    assert.deepEqual(await state(sequelize), before)
+    assert.deepEqual(await registryState(sequelize), before)
     assert.deepEqual(await notices.take(), [])
   })
 

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { DataTypes, QueryTypes, type Sequelize } from 'sequelize'
 import {
-  asPgQuery, connectionConfig, connectionManager, convertQueryErrors, pinModelSchema, poolOptions, pools, queryGeneratorOf, transactionSequelize, writePool, wrapQueryAndTransaction
+  asPgQuery, connectionConfig, connectionManager, convertQueryErrors, pinModelSchema, poolOptions, pools, queryGeneratorOf, transactionConnection, transactionSequelize, writePool, wrapQueryAndTransaction
 } from '../plugin/sequelize-internals.js'
 import { runWithSchema } from '../plugin/context.js'
 import { createTestDatabase, sequelizeFor, setupBoardinghouse } from './helpers.js'
@@ -166,4 +166,18 @@ test('Model._schema and options.schema make getTableName() schema-qualified', as
   const table = Plan.getTableName() as unknown as { tableName: string, schema: string }
   assert.deepEqual([table.tableName, table.schema], ['plans', 'public'])
   assert.equal(String(table), '"public"."plans"')
+})
+
+test('transaction.connection is the pg client the transaction runs on: raw SQL there sees its uncommitted work', async (t) => {
+  const url = await createTestDatabase(t)
+  const sequelize = sequelizeFor(t, url)
+  await sequelize.query('CREATE TABLE tc (n int)')
+  await sequelize.transaction(async (transaction) => {
+    await sequelize.query('INSERT INTO tc VALUES (1)', { transaction })
+    const client = transactionConnection<{ query: (sql: string) => Promise<{ rows: Array<{ n: number }> }> }>(transaction)
+    assert.equal(typeof client.query, 'function')
+    assert.deepEqual((await client.query('SELECT n FROM tc')).rows, [{ n: 1 }]) // uncommitted: only visible on that connection
+    const outside = await sequelize.query<{ n: number }>('SELECT n FROM tc', { type: QueryTypes.SELECT })
+    assert.deepEqual(outside, [])
+  })
 })
