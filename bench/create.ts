@@ -16,7 +16,7 @@ import { Umzug, memoryStorage } from 'umzug'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { runWithSchema } from '../plugin/context.js'
 import { TEMPLATE_SCHEMA, quoteIdent } from '../plugin/names.js'
-import { SequelizeWithDataTypes, type MigrationContext } from '../plugin/migrator.js'
+import { SequelizeWithDataTypes, type MigrationContext } from '../plugin/migrator/index.js'
 import { GUARD_TRIGGER_PREFIX } from '../plugin/clone/index.js'
 import { log, makeSequelize, median, migrationFolder, percentile, promisePool, round1, runBench, serverVersion, timed, withBenchDatabase, elapsedSeconds, tenantCount, createSchemaTolerant } from './common.js'
 

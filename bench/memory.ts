@@ -10,7 +10,8 @@
  * same backend: the worst case, as in the report). Per tenant: create, read, update, delete an item.
  * Backend memory is the sum of pg_backend_memory_contexts (PostgreSQL 14+) of the pool's backend,
  * sampled every 25 tenants; the maximum sample is reported. Three passes, each on a fresh Sequelize:
- *   1. default:          the library's defaults (pool connections recycled after 1,000 uses)
+ *   1. default:          the library's defaults (a pooled connection is recycled once it served
+ *                        more than DEFAULT_POOL_MAX_SCHEMAS = 500 tenant schemas)
  *   2. no_recycling:     `pool: { maxUses: 0 }` (never recycled): the per-schema cost
  *   3. legacy_trigger:   no recycling, with the audit trigger function as it was before migration
  *                        20260104000000 (the whole body in the trigger function, compiled per table)
@@ -18,7 +19,7 @@
  */
 import { QueryTypes, Sequelize, type Model, type ModelStatic } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
-import { poolMaxUses } from '../plugin/db.js'
+import { DEFAULT_POOL_MAX_SCHEMAS, poolMaxUses } from '../plugin/db.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { fileURLToPath } from 'node:url'
 import { log, round2, runBench, serverVersion, tenantCount, withBenchDatabase } from './common.js'
@@ -97,7 +98,7 @@ runBench('bench:memory', async () => await withBenchDatabase(async (url) => {
     queries_per_schema: 5,
     backend_mb_default: defaults.backendMb,
     backend_mb_per_schema: Math.round(defaults.perSchemaKb / 1024 * 10_000) / 10_000,
-    default_max_uses: defaults.maxUses,
+    default_max_schemas_per_connection: DEFAULT_POOL_MAX_SCHEMAS,
     backend_mb_no_recycling: unbounded.backendMb,
     backend_kb_per_schema_no_recycling: unbounded.perSchemaKb,
     backend_mb_legacy_trigger_no_recycling: legacyTrigger.backendMb,

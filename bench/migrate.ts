@@ -10,7 +10,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { runWithSchema } from '../plugin/context.js'
-import type { MigrateResult } from '../plugin/migrator.js'
+import type { MigrateResult } from '../plugin/migrator/index.js'
 import { createSchemaTolerant, elapsedSeconds, log, makeSequelize, median, migrationFolder, promisePool, round1, round2, runBench, serverVersion, tenantCount, timed, withBenchDatabase } from './common.js'
 
 const SCHEMAS = tenantCount()

@@ -20,10 +20,15 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import pg from 'pg'
 import { Sequelize } from 'sequelize'
-import boardinghouse from '../plugin/index.js'
+import boardinghouse, { resolvers } from '../plugin/index.js'
 import { defineExampleModels } from '../example/models/index.js'
 
 export type AppKind = 'plugin' | 'baseline'
+
+/** The 'subdomain' target's base domain: user n sends `Host: t<n-1>.bench.test`. */
+export const SUBDOMAIN_BASE = 'bench.test'
+/** The 'domain' target's hosts: each tenant has the domain `<schema>.shop.example` in the domain table. */
+export const DOMAIN_SUFFIX = 'shop.example'
 
 export type ParentMessage =
   | { type: 'cpu', id: number }
@@ -80,10 +85,15 @@ async function buildApp (sequelize: Sequelize, kind: AppKind, baselineSchema: st
     return { ok: true }
   })
   if (kind === 'plugin') {
-    app.get('/items', async (request) => {
+    const items = async (request: FastifyRequest): Promise<{ schema: string | null, title: unknown }> => {
       const item = await Item.findByPk(1)
       return { schema: request.tenant?.schema ?? null, title: item?.get('title') ?? null }
-    })
+    }
+    app.get('/items', items)
+    // The same read, the tenant found by the built-in resolvers instead of the session's selection
+    // (the user's membership is checked as for the session's schema).
+    app.get('/items/subdomain', { config: { boardinghouse: { schemaFrom: resolvers.subdomain({ baseDomain: SUBDOMAIN_BASE }) } } }, items)
+    app.get('/items/domain', { config: { boardinghouse: { schemaFrom: resolvers.domain() } } }, items)
   } else {
     app.get('/items', async () => {
       const item = await Item.findByPk(1)

@@ -14,9 +14,12 @@
  * order. Every response body of every run is checked against the tenant of the cookie it was sent
  * with; any error, timeout, non-2xx or wrong body fails the run.
  *
- * Targets: `plugin`; `baseline` (the ratio's denominator); `mixed`, a diagnostic on the baseline
- * app: tenants mixed by schema-qualified names without the plugin, i.e. PostgreSQL's own cost of
- * touching many schemas. Per run: req/s, latency, CPU per request of the server process and of the
+ * Targets: `plugin` (the tenant from the session's selection); `baseline` (the ratio's denominator);
+ * `mixed`, a diagnostic on the baseline app: tenants mixed by schema-qualified names without the
+ * plugin, i.e. PostgreSQL's own cost of touching many schemas; `subdomain` and `domain`, the plugin
+ * app with the tenant found by `resolvers.subdomain()` (Host `t0042.bench.test`) and
+ * `resolvers.domain()` (Host `t0042.shop.example`, from the domain table), same user, same checks:
+ * `ratio_<resolver>_vs_session` compares them with `plugin`. Per run: req/s, latency, CPU per request of the server process and of the
  * app's PostgreSQL backends (/proc), and how busy other processes kept the machine (it is shared).
  * After the rounds: pg messages per request (counted in the child), a registry reload's time, for
  * the largest scenario a run with only 50 of its tenants in play, and after the 50-tenant
@@ -26,7 +29,8 @@
  *
  * Knobs: BENCH_CONNECTIONS (64), BENCH_ROUNDS, BENCH_ROUND_S, BENCH_STEPS ("10,50,10000"),
  * BENCH_PROF=1 (server children run with --cpu-prof; paths printed), BENCH_SEPARATE=1 (one process
- * per app in every scenario), BENCH_CROSSCHECK=0 (skip the cross-check).
+ * per app in every scenario), BENCH_CROSSCHECK=0 (skip the cross-check), BENCH_TARGETS (comma list
+ * of the targets besides plugin and baseline, default "mixed,subdomain,domain"; "" = none).
  *
  * Prints per-run lines, a summary per scenario, and one JSON object as the last line.
  */
@@ -38,7 +42,7 @@ import pg from 'pg'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { runWithSchema } from '../plugin/context.js'
 import { defineExampleModels, type ItemModel } from '../example/models/index.js'
-import type { AppKind, ChildMessage, ParentMessage } from './request-server.js'
+import { DOMAIN_SUFFIX, SUBDOMAIN_BASE, type AppKind, type ChildMessage, type ParentMessage } from './request-server.js'
 import { createSchemaTolerant, elapsedSeconds, log, makeSequelize, median, promisePool, round1, round2, runBench, serverVersion, withBenchDatabase } from './common.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -105,6 +109,7 @@ async function createTenants (bh: Boardinghouse, Item: ItemModel, from: number, 
       await Item.bulkCreate(Array.from({ length: ITEMS_PER_TENANT }, (_, k) => ({ title: itemTitle(schema, k + 1) })))
     })
     await bh.grant(schema, userIdOf(i))
+    await bh.addDomain(schema, `${schema}.${DOMAIN_SUFFIX}`)
     done++
     if (done % every === 0 || done === total) {
       const s = elapsedSeconds() - t0
@@ -245,12 +250,20 @@ async function awaitQuiet (budget: { s: number }): Promise<number> {
  * What a run hits: the plugin app; the baseline (one schema); or, as a diagnostic, the baseline
  * app reading each user's own schema by qualified name, without the plugin ('mixed').
  */
-type Target = 'plugin' | 'baseline' | 'mixed'
-const TARGETS: readonly Target[] = ['plugin', 'baseline', 'mixed']
-const TARGET_APP: Record<Target, AppKind> = { plugin: 'plugin', baseline: 'baseline', mixed: 'baseline' }
-const TARGET_PATH: Record<Target, string> = { plugin: '/items', baseline: '/items', mixed: '/items/mixed' }
+type Target = 'plugin' | 'baseline' | 'mixed' | 'subdomain' | 'domain'
+const ALL_TARGETS: readonly Target[] = ['plugin', 'baseline', 'mixed', 'subdomain', 'domain']
+const RESOLVER_TARGETS = ['subdomain', 'domain'] as const
+const TARGETS: readonly Target[] = ((): Target[] => {
+  const raw = process.env.BENCH_TARGETS
+  const extra = raw === undefined ? ['mixed', 'subdomain', 'domain'] : raw.split(',').map((t) => t.trim()).filter((t) => t !== '')
+  for (const t of extra) if (!ALL_TARGETS.includes(t as Target)) throw new Error(`BENCH_TARGETS: unknown target ${t} (${ALL_TARGETS.join(', ')})`)
+  return ['plugin', 'baseline', ...extra.filter((t) => t !== 'plugin' && t !== 'baseline') as Target[]]
+})()
+const TARGET_APP: Record<Target, AppKind> = { plugin: 'plugin', baseline: 'baseline', mixed: 'baseline', subdomain: 'plugin', domain: 'plugin' }
+const TARGET_PATH: Record<Target, string> = { plugin: '/items', baseline: '/items', mixed: '/items/mixed', subdomain: '/items/subdomain', domain: '/items/domain' }
 
-interface User { cookie: string, schema: string, expect: string }
+/** A logged-in user: its session cookie, the schema its requests must read, and the Host it sends (resolver targets). */
+interface User { cookie: string, schema: string, expect: string, host?: string }
 
 interface Run {
   target: Target
@@ -291,7 +304,7 @@ async function cannon (servers: Servers, monitor: pg.Client, target: Target, use
     setupRequest: (req, context) => {
       const user = nextUser()
       ;(context as { expect?: string }).expect = user.expect
-      return { ...req, headers: { ...req.headers, cookie: user.cookie } }
+      return { ...req, headers: { ...req.headers, cookie: user.cookie, ...(user.host === undefined ? {} : { host: user.host }) } }
     },
     onResponse: (status, body, context) => {
       if (status === 200 && body !== (context as { expect?: string }).expect) {
@@ -410,11 +423,13 @@ async function loginAll (servers: Servers, monitor: pg.Client, tenants: number, 
     cookies[kind] = await loginMany(servers.port[kind], tenants)
     log(`  ${kind}: ${tenants} users logged in (${(elapsedSeconds() - t0).toFixed(1)} s)`)
   }
-  const user = (cookie: string | undefined, schema: string): User => ({ cookie: cookie as string, schema, expect: expectedBody(schema) })
+  const user = (cookie: string | undefined, schema: string, host?: string): User => ({ cookie: cookie as string, schema, expect: expectedBody(schema), ...(host === undefined ? {} : { host }) })
   const users: Record<Target, User[]> = {
     plugin: indexes.map((i) => user(cookies.plugin[i], schemaName(i))),
     baseline: indexes.map((i) => user(cookies.baseline[i], BASELINE_SCHEMA)),
-    mixed: indexes.map((i) => user(cookies.baseline[i], schemaName(i)))
+    mixed: indexes.map((i) => user(cookies.baseline[i], schemaName(i))),
+    subdomain: indexes.map((i) => user(cookies.plugin[i], schemaName(i), `${schemaName(i)}.${SUBDOMAIN_BASE}`)),
+    domain: indexes.map((i) => user(cookies.plugin[i], schemaName(i), `${schemaName(i)}.${DOMAIN_SUFFIX}`))
   }
   for (const target of targets) {
     // The baseline reads one table whatever the user: a sample of its sessions is enough.
@@ -452,6 +467,9 @@ interface ScenarioResult {
   ratioVsMixed: number | null
   /** baseline CPU (server + PostgreSQL) per request ÷ plugin's. */
   cpuRatio: number
+  /** Per resolver target: its median req/s ÷ plugin's (the session's selection), and plugin CPU per request ÷ its. */
+  resolverRatio: Partial<Record<Target, number>>
+  resolverCpuRatio: Partial<Record<Target, number>>
   med: Partial<Record<Target, Summary>>
   bad: number
   messagesPerRequest: Partial<Record<Target, number>>
@@ -482,7 +500,7 @@ async function scenario (url: string, monitor: pg.Client, o: ScenarioOptions): P
       log(`  warm-up  ${fmtRun(warm)}`)
       assertGood(warm, `scenario ${key}: ${target} warm-up`)
     }
-    const runs: Record<Target, Run[]> = { plugin: [], baseline: [], mixed: [] }
+    const runs: Record<Target, Run[]> = { plugin: [], baseline: [], mixed: [], subdomain: [], domain: [] }
     const roundRatios: number[] = []
     for (let round = 0; round < o.rounds; round++) {
       // Rotated order: every target runs first, second (and third) equally often.
@@ -548,7 +566,17 @@ async function scenario (url: string, monitor: pg.Client, o: ScenarioOptions): P
     for (const target of targets) med[target] = summarize(runs[target])
     const mp = med.plugin as Summary
     const mb = med.baseline as Summary
+    const resolverRatio: Partial<Record<Target, number>> = {}
+    const resolverCpuRatio: Partial<Record<Target, number>> = {}
+    for (const t of RESOLVER_TARGETS) {
+      const m = med[t]
+      if (m === undefined) continue
+      resolverRatio[t] = m.rps / mp.rps
+      resolverCpuRatio[t] = (mp.serverUs + mp.pgUs) / (m.serverUs + m.pgUs)
+    }
     const result: ScenarioResult = {
+      resolverRatio,
+      resolverCpuRatio,
       tenants,
       ratio: mp.rps / mb.rps,
       ratioVsMixed: med.mixed === undefined ? null : mp.rps / med.mixed.rps,
@@ -568,7 +596,8 @@ async function scenario (url: string, monitor: pg.Client, o: ScenarioOptions): P
       `(per round: ${roundRatios.map((r) => r.toFixed(3)).join(', ')})` +
       (result.ratioVsMixed === null ? '' : `; plugin/mixed ${result.ratioVsMixed.toFixed(3)}`) +
       `; CPU ratio ${result.cpuRatio.toFixed(3)}` +
-      (ratioActiveSubset === null ? '' : `; with ${ACTIVE_SUBSET} tenants in play ${ratioActiveSubset.toFixed(3)}`))
+      (ratioActiveSubset === null ? '' : `; with ${ACTIVE_SUBSET} tenants in play ${ratioActiveSubset.toFixed(3)}`) +
+      Object.entries(resolverRatio).map(([t, v]) => `; ${t}/session ${v.toFixed(3)} (CPU ${(resolverCpuRatio[t as Target] ?? NaN).toFixed(3)})`).join(''))
     for (const target of targets) {
       const m = med[target] as Summary
       const counts = messagesPerRequest[target] === undefined
@@ -647,11 +676,17 @@ runBench('bench:request', async () => {
         extra[`other_processes_cpu_${key}`] = round2(s.foreign)
         extra[`bad_responses_${key}`] = s.bad
         if (s.ratioActiveSubset !== null) extra[`ratio_${key}_${ACTIVE_SUBSET}_in_play`] = r3(s.ratioActiveSubset)
+        for (const [t, v] of Object.entries(s.resolverRatio)) {
+          extra[`ratio_${t}_vs_session_${key}`] = r3(v)
+          extra[`cpu_ratio_${t}_vs_session_${key}`] = r3(s.resolverCpuRatio[t as Target] ?? NaN)
+        }
       }
       const largestKey = String(largest)
       return {
         ratio: ratioOf('50'),
         ratio_10: ratioOf('10'),
+        ratio_subdomain_vs_session: results['50']?.resolverRatio.subdomain === undefined ? null : r3(r('50').resolverRatio.subdomain as number),
+        ratio_domain_vs_session: results['50']?.resolverRatio.domain === undefined ? null : r3(r('50').resolverRatio.domain as number),
         [`ratio_${largestKey}`]: ratioOf(largestKey),
         rps_plugin_50: results['50'] === undefined ? null : round1((r('50').med.plugin as Summary).rps),
         rps_baseline_50: results['50'] === undefined ? null : round1((r('50').med.baseline as Summary).rps),

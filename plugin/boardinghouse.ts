@@ -15,7 +15,7 @@ import { DomainAdmin, type AddDomainOptions } from './domains.js'
 import { BoardinghouseErrors } from './errors.js'
 import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
 import { BoardinghouseEmitter, encodeNotice, type BoardinghouseEventMap, type BoardinghouseEventName, type BoardinghouseListener, type EventKey, type NoticeKind, type ParsedNotice } from './events.js'
-import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator.js'
+import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator/index.js'
 import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
@@ -77,7 +77,7 @@ export class Boardinghouse {
     this.options = shareInstanceSettings(givenOptions(resolved), resolved)
     const { sequelize } = this.options
     this.context = installContextHooks(sequelize)
-    applyPoolRecycling(sequelize)
+    this.context.maxSchemasPerConnection = Math.min(this.context.maxSchemasPerConnection, applyPoolRecycling(sequelize))
     this.context.onSchemaGone ??= () => { this.registry.invalidate() }
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)

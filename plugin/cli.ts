@@ -14,7 +14,7 @@ import { Sequelize } from 'sequelize'
 import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data/index.js'
 import { BoardinghouseErrors } from './errors.js'
-import type { MigrateProgress } from './migrator.js'
+import type { MigrateProgress } from './migrator/index.js'
 import { Boardinghouse } from './boardinghouse.js'
 
 export interface CliIO {

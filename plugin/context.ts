@@ -10,6 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { QueryTypes, type Model, type ModelStatic, type Sequelize, type Transaction } from 'sequelize'
 import type { UserIdType } from '../models/index.js'
+import { noteSchemaServed } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { INVALID_SCHEMA_NAME, UNDEFINED_TABLE, isUndefinedTable, sqlState } from './pg-errors.js'
 import { quoteIdent, quoteLiteral } from './names.js'
@@ -73,6 +74,8 @@ export interface ContextState {
   bindPath: BindPathMode
   /** Also set `boardinghouse.user_id` and `boardinghouse.request_id` (read by the audit trigger) with every query. */
   audit: boolean
+  /** Distinct tenant schemas a pooled connection may serve before it is recycled (db.ts); Infinity: not counted. */
+  maxSchemasPerConnection: number
   /** Called when a query failed because its schema no longer exists (dropped behind the cache): invalidates the registry. */
   onSchemaGone?: (schema: string) => void
 }
@@ -248,7 +251,7 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
   const marked = sequelize as Sequelize & { [STATE]?: ContextState }
   const existing = marked[STATE]
   if (existing !== undefined) return existing
-  const state: ContextState = { tenantTables: new Set(), settings: null, claimed: new Set(), bindPath: 'set', audit: false }
+  const state: ContextState = { tenantTables: new Set(), settings: null, claimed: new Set(), bindPath: 'set', audit: false, maxSchemasPerConnection: Infinity }
   marked[STATE] = state
 
   // Both hooks are plain functions that return a promise only when they send something: Sequelize's
@@ -257,9 +260,10 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
     const q = asPgQuery(query)
     const opts = asQueryOptions(options)
     const store = tenantStorage.getStore()
+    const schema = store?.schema ?? null
+    if (schema !== null && state.maxSchemasPerConnection !== Infinity) noteSchemaServed(q.connection, schema, state.maxSchemasPerConnection)
     const transaction = opts.transaction ?? undefined
     if (transaction !== undefined) {
-      const schema = store?.schema ?? null
       const opened = transactionSchemas.get(transaction)
       if (opened === undefined) {
         transactionSchemas.set(transaction, schema)

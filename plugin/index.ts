@@ -24,7 +24,7 @@ export type { BoardinghouseEventMap, BoardinghouseEventName, BoardinghouseListen
 export { DEFAULT_MAX_VALUE_LENGTH, JsonNumber, dumpDataText, readDumpObjects, writeDump } from './data/index.js'
 export type { DumpFormat, DumpObject, DumpOptions, LoadOptions, LoadResult, LoadSource, ReadDumpOptions } from './data/index.js'
 export type { BindPathMode } from './context.js'
-export type { MigrateOptions, MigrateProgress, MigrateResult, MigrationContext, MigrationPhase } from './migrator.js'
+export type { MigrateOptions, MigrateProgress, MigrateResult, MigrationContext, MigrationPhase } from './migrator/index.js'
 export { BoardinghouseErrors } from './errors.js'
 export type { BoardinghouseErrorCode } from './errors.js'
 export { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName, quoteIdent, schemaNameProblem } from './names.js'

@@ -6,7 +6,7 @@
 import { QueryTypes, type Model, type ModelStatic } from 'sequelize'
 import { runWithSchema, type ContextState } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
-import type { AuditTarget } from './migrator.js'
+import type { AuditTarget } from './migrator/index.js'
 import type { ResolvedOptions } from './options.js'
 import { TEMPLATE_SCHEMA } from './names.js'
 import { pinModelSchema } from './sequelize-internals.js'

@@ -30,6 +30,23 @@ export interface ConnectionManagerLike {
 export interface SequelizePoolLike {
   /** Uses after which a released connection is closed (sequelize-pool reads it on each release); Infinity for never. */
   maxUsesPerResource?: number
+  /** The factory the pool was built with: `validate` is asked before an idle connection is handed out again (false: destroyed). */
+  _factory?: { validate?: (resource: unknown) => boolean }
+}
+
+/**
+ * Makes `pool` refuse (close) an idle connection for which `retire(connection)` is true when it
+ * would hand it out again, on top of Sequelize's own validate. False when the pool has no factory
+ * validate to wrap (sequelize-pool changed).
+ */
+export function wrapPoolValidate (pool: SequelizePoolLike, retire: (resource: unknown) => boolean): boolean {
+  const factory = pool._factory
+  const original = factory?.validate
+  if (factory === undefined || typeof original !== 'function') return false
+  factory.validate = function validateNotRetired (resource: unknown): boolean {
+    return !retire(resource) && original.call(factory, resource)
+  }
+  return true
 }
 
 interface SequelizeInternal {

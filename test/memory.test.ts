@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { QueryTypes, type Model, type ModelStatic, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
-import { DEFAULT_POOL_MAX_USES, poolMaxUses } from '../plugin/db.js'
+import { DEFAULT_POOL_MAX_SCHEMAS, poolMaxUses } from '../plugin/db.js'
+import { runWithSchema } from '../plugin/context.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { EXAMPLE_TENANT_MIGRATIONS, createTestDatabase, sequelizeFor } from './helpers.js'
 
@@ -11,38 +12,51 @@ async function pid (sequelize: Sequelize): Promise<number> {
   return Number(rows[0]?.pid)
 }
 
-test('pooled connections are recycled by default, unless the app sets pool.maxUses', async (t) => {
+test('pooled connections are recycled by default after serving DEFAULT_POOL_MAX_SCHEMAS schemas, unless the app sets pool.maxUses', async (t) => {
   const url = await createTestDatabase(t)
   const make = (maxUses?: number): Sequelize => {
     const sequelize = sequelizeFor(t, url, { pool: { max: 1, ...(maxUses !== undefined ? { maxUses } : {}) } })
     defineExampleModels(sequelize)
-    assert.equal(poolMaxUses(sequelize), maxUses === undefined || maxUses === 0 ? Infinity : maxUses)
     new Boardinghouse({ sequelize, tenantModels: ['Item'] }) // eslint-disable-line no-new
+    assert.equal(poolMaxUses(sequelize), maxUses === undefined || maxUses === 0 ? Infinity : maxUses)
     return sequelize
   }
-  const pidsAfter = async (sequelize: Sequelize, queries: number): Promise<Set<number>> => {
-    const seen = new Set<number>()
-    for (let i = 0; i < queries; i++) seen.add(await pid(sequelize))
+  // The query hook counts the schema a query runs in; a search_path naming a schema that does not
+  // exist is valid, so no schema needs creating.
+  const pidsAfter = async (sequelize: Sequelize, queries: number, schemas: number): Promise<number[]> => {
+    const seen: number[] = []
+    for (let i = 0; i < queries; i++) {
+      const p = await runWithSchema(`r${i % schemas}`, async () => await pid(sequelize))
+      if (seen[seen.length - 1] !== p) seen.push(p)
+    }
     return seen
   }
 
-  await t.test('default: a connection is replaced after DEFAULT_POOL_MAX_USES uses', async () => {
+  await t.test('default: a connection serving a few schemas is kept however many queries it runs', async () => {
     const sequelize = make()
-    assert.equal(poolMaxUses(sequelize), DEFAULT_POOL_MAX_USES)
-    const seen = await pidsAfter(sequelize, DEFAULT_POOL_MAX_USES + 5)
-    assert.equal(seen.size, 2)
+    assert.equal((await pidsAfter(sequelize, 2 * DEFAULT_POOL_MAX_SCHEMAS + 5, 5)).length, 1)
   })
 
-  await t.test("the app's own pool.maxUses wins", async () => {
+  await t.test('default: a connection is replaced once it served more than DEFAULT_POOL_MAX_SCHEMAS schemas', async () => {
+    const sequelize = make()
+    const first = await pidsAfter(sequelize, DEFAULT_POOL_MAX_SCHEMAS, DEFAULT_POOL_MAX_SCHEMAS)
+    assert.equal(first.length, 1, 'still one backend after exactly the limit')
+    // One more distinct schema retires it: the query after that one gets a fresh backend.
+    assert.equal((await pidsAfter(sequelize, DEFAULT_POOL_MAX_SCHEMAS + 2, DEFAULT_POOL_MAX_SCHEMAS + 1)).length, 2)
+    // Queries in public (no schema) are not counted.
+    const publicPids = new Set<number>()
+    for (let i = 0; i < 20; i++) publicPids.add(await pid(sequelize))
+    assert.equal(publicPids.size, 1)
+  })
+
+  await t.test("the app's own pool.maxUses wins (recycling by uses, no schema count)", async () => {
     const sequelize = make(10)
-    assert.equal(poolMaxUses(sequelize), 10)
-    assert.equal((await pidsAfter(sequelize, 25)).size, 3)
+    assert.equal((await pidsAfter(sequelize, 25, 1)).length, 3)
   })
 
   await t.test('pool.maxUses: 0 keeps connections for ever (the control: one backend throughout)', async () => {
     const sequelize = make(0)
-    assert.equal(poolMaxUses(sequelize), Infinity)
-    assert.equal((await pidsAfter(sequelize, DEFAULT_POOL_MAX_USES + 5)).size, 1)
+    assert.equal((await pidsAfter(sequelize, DEFAULT_POOL_MAX_SCHEMAS + 50, DEFAULT_POOL_MAX_SCHEMAS + 50)).length, 1)
   })
 })
 

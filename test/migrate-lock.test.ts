@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
-import { MIGRATION_LOCK_KEY } from '../plugin/migrator.js'
+import { MIGRATION_LOCK_KEY } from '../plugin/migrator/index.js'
 import { createTestDatabase, sequelizeFor } from './helpers.js'
 
 function folder (t: { after: (fn: () => void) => void }): { dir: string, write: (name: string, body: string) => void } {

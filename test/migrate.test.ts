@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
-import type { MigrateProgress } from '../plugin/migrator.js'
+import type { MigrateProgress } from '../plugin/migrator/index.js'
 import { createTestDatabase, sequelizeFor } from './helpers.js'
 
 function folder (t: { after: (fn: () => void) => void }): { dir: string, write: (name: string, body: string) => void } {

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { DataTypes, QueryTypes, type Sequelize } from 'sequelize'
 import {
-  asPgQuery, connectionConfig, connectionManager, convertQueryErrors, pinModelSchema, poolOptions, pools, queryGeneratorOf, transactionConnection, transactionSequelize, writePool, wrapQueryAndTransaction
+  asPgQuery, connectionConfig, connectionManager, convertQueryErrors, pinModelSchema, poolOptions, pools, queryGeneratorOf, transactionConnection, transactionSequelize, wrapPoolValidate, writePool, wrapQueryAndTransaction
 } from '../plugin/sequelize-internals.js'
 import { runWithSchema } from '../plugin/context.js'
 import { createTestDatabase, sequelizeFor, setupBoardinghouse } from './helpers.js'
@@ -71,6 +71,23 @@ test('sequelize-pool maxUsesPerResource: Infinity unless pool.maxUses, read on r
   pool.maxUsesPerResource = 3
   await backendPid(sequelize)
   assert.notEqual(await backendPid(sequelize), first, 'set after construction, it still recycles')
+})
+
+test("sequelize-pool _factory.validate is asked before an idle connection is reused: wrapPoolValidate's refusal closes it", async (t) => {
+  const url = await createTestDatabase(t)
+  const sequelize = sequelizeFor(t, url, { pool: { max: 1, min: 0 } })
+  const [pool] = pools(sequelize)
+  assert.equal(typeof pool?._factory?.validate, 'function')
+  let retire: unknown = null
+  assert.equal(wrapPoolValidate(pool as NonNullable<typeof pool>, (c) => c === retire), true)
+  const first = await backendPid(sequelize)
+  assert.equal(await backendPid(sequelize), first, 'validate still passes a connection nobody retired')
+  const manager = connectionManager(sequelize)
+  const connection = await manager.getConnection()
+  await manager.releaseConnection(connection)
+  retire = connection
+  assert.notEqual(await backendPid(sequelize), first, 'the retired connection was closed, not reused')
+  assert.equal(wrapPoolValidate({}, () => true), false, 'a pool without a factory validate is reported')
 })
 
 test('beforeQuery/afterQuery get (options, query): query.options is a copy run() reads searchPath from; query.connection is the pg client', async (t) => {
