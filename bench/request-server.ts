@@ -22,13 +22,9 @@ import pg from 'pg'
 import { Sequelize } from 'sequelize'
 import boardinghouse, { resolvers } from '../plugin/index.js'
 import { defineExampleModels } from '../example/models/index.js'
+import { SUBDOMAIN_BASE } from './request-hosts.js'
 
 export type AppKind = 'plugin' | 'baseline'
-
-/** The 'subdomain' target's base domain: user n sends `Host: t<n-1>.bench.test`. */
-export const SUBDOMAIN_BASE = 'bench.test'
-/** The 'domain' target's hosts: each tenant has the domain `<schema>.shop.example` in the domain table. */
-export const DOMAIN_SUFFIX = 'shop.example'
 
 export type ParentMessage =
   | { type: 'cpu', id: number }
