@@ -254,7 +254,7 @@ test('maxFailures: go on until more than K schemas failed, report each with sche
 
   await t.test('K = 2 with two failing: the run goes on, resolves with both failures; the failed schemas are as they were', async () => {
     const r = await make().migrate({ concurrency: 3, maxFailures: 2 })
-    assert.equal(r.migratedSchemas, 3) // a3, b2, c1 (a1 was done)
+    assert.equal(r.migratedSchemas, 2) // b2, c1 (a1 and a3 were done by the runs before)
     assert.deepEqual(r.failures.map((f) => [f.schema, f.migration]).sort(), [['a2', '002-color'], ['b1', '002-color']])
     for (const f of r.failures) assert.match(f.message, new RegExp(`refused in ${f.schema}`))
     for (const s of ['a2', 'b1']) {
@@ -343,11 +343,11 @@ test('migrationStatus: who is behind by what, from the ledgers, while another pr
 
   tenant.write('002-color.cjs', addColumn('002-color', 'color'))
   tenant.write('003-size.cjs', addColumn('003-size', 'size'))
-  shared.write('001-settings.cjs', `module.exports = { async up ({ context: { queryInterface, Sequelize } }) {
-    await queryInterface.createTable('settings', { key: { type: Sequelize.TEXT, primaryKey: true } }) } }`)
   const fresh = (): Boardinghouse => make()
   await fresh().migrate({ schemas: 'a1' })
   tenant.write('004-weight.cjs', addColumn('004-weight', 'weight'))
+  shared.write('001-settings.cjs', `module.exports = { async up ({ context: { queryInterface, Sequelize } }) {
+    await queryInterface.createTable('settings', { key: { type: Sequelize.TEXT, primaryKey: true } }) } }`)
 
   await t.test('answers while the lock is held; migrate waits for it meanwhile (the control)', async () => {
     const holder = await connect(t, url)
