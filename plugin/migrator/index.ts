@@ -6,7 +6,9 @@
  *   ran, so the schemas that are behind are found with one query.
  * - Each schema migrates in one transaction (its ledger rows included): a failure leaves that schema
  *   as it was, the schemas already done stay done, and a re-run continues.
- * - Schemas migrate in parallel on a bounded number of pooled connections.
+ * - Schemas migrate in parallel on a bounded number of pooled connections; which ones, and staged
+ *   how (canaries, batches, maxFailures, maintenance), is fleet.ts's and targets.ts's; status.ts
+ *   reads what is behind without the lock; rollback.ts runs downs.
  * - One migrate at a time per database (an advisory lock); creating a tenant waits for it. The lock's
  *   connection is kept from idling out and watched: losing it stops the run (FST_BH_MIGRATION_LOCK_LOST)
  *   before another schema commits. Each schema's transaction also takes a transaction-level lock of
