@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
-import { MIGRATION_LOCK_KEY, type MigrationFailure } from '../plugin/migrator/index.js'
+import { MIGRATION_LOCK_KEY, Migrator, type MigrationFailure } from '../plugin/migrator/index.js'
 import { createTestDatabase, hasCode, registryState, sequelizeFor } from './helpers.js'
 import { CREATE_NOTES, addColumn, columns, failIn, fleetTables, folder, ledger, ledgers, runLog } from './fleet-fixtures.js'
 
@@ -291,4 +291,32 @@ test('nothing matched: nothing undone; the database never migrated: FST_BH_NOT_M
   const tenant = folder(t, 'bh-down-empty-')
   tenant.write('001-create-notes.cjs', CREATE_NOTES)
   await assert.rejects(new Boardinghouse({ sequelize: empty, tenantMigrations: tenant.dir }).migrateDown(), hasCode('FST_BH_NOT_MIGRATED'))
+})
+
+test('down with maintenance: each tenant schema with something to undo, around its own transaction; not the template', async (t) => {
+  const { sequelize, tenant, make } = await setup(t)
+  const bh = make()
+  const calls: string[] = []
+  const migrator = new Migrator({
+    sequelize,
+    sharedMigrations: undefined,
+    tenantMigrations: tenant.dir,
+    sharedMigrationsTable: 'SequelizeMeta',
+    userIdType: 'integer',
+    concurrency: 1,
+    onTemplateChanged: () => { bh.invalidate() },
+    auditTargets: () => [],
+    maintenance: {
+      enter: async (schema) => { calls.push(`enter ${schema} ${(await ledger(sequelize, schema)).join(',')}`) },
+      leave: async (schema) => { calls.push(`leave ${schema} ${(await ledger(sequelize, schema)).join(',')}`) }
+    }
+  })
+  await migrator.migrateDown({ schemas: 'd1,d2' }) // d1, d2 rolled back now: no maintenance for them below
+  calls.length = 0
+  const r = await migrator.migrateDown({ maintenance: { retryAfter: 5 } })
+  assert.deepEqual(r.template, ['002-pinned'])
+  assert.deepEqual(calls, [
+    'enter d3 001-create-notes,002-pinned', 'leave d3 001-create-notes',
+    'enter d4 001-create-notes,002-pinned', 'leave d4 001-create-notes'
+  ])
 })
