@@ -117,8 +117,10 @@ test('bad options are refused before anything runs', async (t) => {
     assert.match(err.message, /canary "a1" is not among the targeted schemas/)
     return true
   })
-  // maintenance asked of a migrator without the dependency
-  await assert.rejects(make().migrate({ maintenance: true }), hasCode('FST_BH_MAINTENANCE_UNAVAILABLE', 500))
+  // maintenance asked of a migrator without the dependency (a Boardinghouse wires it)
+  const unwired = new Migrator({ sequelize, sharedMigrations: undefined, tenantMigrations: tenant.dir, sharedMigrationsTable: 'SequelizeMeta', userIdType: 'integer', concurrency: 2, onTemplateChanged: () => {}, auditTargets: () => [] })
+  await assert.rejects(unwired.migrate({ maintenance: true }), hasCode('FST_BH_MAINTENANCE_UNAVAILABLE', 500))
+  await assert.rejects(unwired.migrateDown({ maintenance: { retryAfter: 5 } }), hasCode('FST_BH_MAINTENANCE_UNAVAILABLE', 500))
   assert.deepEqual(await registryState(sequelize), before)
   assert.deepEqual(await runLog(sequelize, '002-color'), [])
 })
