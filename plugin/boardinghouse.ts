@@ -16,6 +16,7 @@ import { BoardinghouseErrors } from './errors.js'
 import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
 import { BoardinghouseEmitter, encodeNotice, type BoardinghouseEventMap, type BoardinghouseEventName, type BoardinghouseListener, type EventKey, type NoticeKind, type ParsedNotice } from './events.js'
 import { Migrator, type AuditTarget, type MigrateOptions, type MigrateResult } from './migrator/index.js'
+import type { MigrateDownOptions, MigrateDownResult, MigrationStatus, MigrationTargeting } from './migrator/index.js'
 import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
@@ -233,6 +234,26 @@ export class Boardinghouse {
     this.forget()
     await this.admin.announce({ kind: 'migrated', key: { schema: null, migratedSchemas: result.migratedSchemas } })
     await this.check()
+    return result
+  }
+
+  /**
+   * Which migrations have not run, where: shared ones, the template's, and each targeted tenant
+   * schema's (`schemas` / `exclude`), from the ledgers. Read-only, without the migration lock.
+   */
+  async migrationStatus (targeting: MigrationTargeting = {}): Promise<MigrationStatus> {
+    return await this.migrator.status(targeting)
+  }
+
+  /**
+   * Runs tenant migrations' `down` (`to: NAME`: NAME and every later one; `step: N`, default 1) in
+   * the targeted schemas, one transaction each, then in the template once no tenant lists them.
+   */
+  async migrateDown (options: MigrateDownOptions = {}): Promise<MigrateDownResult> {
+    this.tenantModelClasses()
+    const result = await this.migrator.migrateDown(options)
+    this.forget()
+    await this.admin.announce()
     return result
   }
 

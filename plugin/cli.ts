@@ -9,12 +9,11 @@ import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, CommanderError } from 'commander'
-import cliProgress from 'cli-progress'
 import { Sequelize } from 'sequelize'
 import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data/index.js'
 import { BoardinghouseErrors } from './errors.js'
-import type { MigrateProgress } from './migrator/index.js'
+import { addMigrateCommand } from './cli-migrate.js'
 import { Boardinghouse } from './boardinghouse.js'
 
 export interface CliIO {
@@ -43,38 +42,6 @@ async function open (configPath: string | undefined, io: CliIO): Promise<{ bh: B
   } catch (err) {
     await sequelize.close()
     throw err
-  }
-}
-
-/** Progress on multi-schema work: a bar on a terminal, a plain line per tenth otherwise. */
-function progressReporter (io: CliIO): { onProgress: (p: MigrateProgress) => void, stop: () => void } {
-  let bar: cliProgress.SingleBar | null = null
-  let lastTenth = -1
-  return {
-    onProgress (p) {
-      if (p.phase === 'shared') {
-        io.err(`shared migrations: ${p.total} ran\n`)
-        return
-      }
-      if (p.phase === 'template') {
-        io.err(`template ${p.schema ?? ''} migrated\n`)
-        return
-      }
-      if (io.isTTY) {
-        if (bar === null) {
-          bar = new cliProgress.SingleBar({ format: 'schemas [{bar}] {value}/{total} {schema}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
-          bar.start(p.total, 0, { schema: '' })
-        }
-        bar.update(p.done, { schema: p.schema ?? '' })
-        return
-      }
-      const tenth = Math.floor((p.done * 10) / p.total)
-      if (tenth !== lastTenth || p.done === p.total) {
-        lastTenth = tenth
-        io.err(`schemas migrated: ${p.done}/${p.total}\n`)
-      }
-    },
-    stop () { bar?.stop() }
   }
 }
 
@@ -125,25 +92,8 @@ export function buildProgram (io: CliIO = defaultIO): Command {
     }
   }
 
-  program.command('migrate')
-    .description('run shared migrations once, then tenant migrations in __template__ and every schema that is behind')
-    .option('--concurrency <n>', 'schemas migrated at once', (v) => {
-      const n = Number(v)
-      if (!Number.isInteger(n) || n < 1) throw usageError(`--concurrency must be a positive integer, not ${JSON.stringify(v)}`)
-      return n
-    })
-    .action(async (opts: { concurrency?: number }) => {
-      await withApi(async (bh) => {
-        const reporter = progressReporter(io)
-        try {
-          const r = await bh.migrate({ ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}), onProgress: reporter.onProgress })
-          reporter.stop()
-          io.out(`migrated: ${r.shared.length} shared, ${r.template.length} in the template, ${r.migratedSchemas} schemas brought up to date, ${r.upToDateSchemas} already were\n`)
-        } finally {
-          reporter.stop()
-        }
-      })
-    })
+  // migrate, migrate status, migrate down (plugin/cli-migrate.ts)
+  addMigrateCommand(program, { io, withApi, usageError })
 
   const schema = program.command('schema').description('manage tenant schemas')
   schema.command('create <name>')

@@ -51,7 +51,12 @@ export const BoardinghouseErrors = {
   INVALID_TENANT_HEADER: define('FST_BH_INVALID_TENANT_HEADER', 'Invalid %s header: %s', 400),
   DOMAIN_TAKEN: define('FST_BH_DOMAIN_TAKEN', 'Host "%s" is already mapped to another schema', 409),
   CREATE_HOOK_FAILED: define('FST_BH_CREATE_HOOK_FAILED', 'The creation hook of schema "%s" failed, nothing was created: %s', 500),
-  DROP_REFUSED: define('FST_BH_DROP_REFUSED', 'Dropping schema "%s" was refused by a beforeDrop hook, nothing changed: %s', 409)
+  DROP_REFUSED: define('FST_BH_DROP_REFUSED', 'Dropping schema "%s" was refused by a beforeDrop hook, nothing changed: %s', 409),
+  // staged migrations and rollback (plugin/migrator/fleet.ts, rollback.ts)
+  MIGRATIONS_FAILED: define('FST_BH_MIGRATIONS_FAILED', '%s; failures: %s', 500),
+  UNKNOWN_MIGRATION: define('FST_BH_UNKNOWN_MIGRATION', 'Migration "%s" %s; nothing was undone', 400),
+  IRREVERSIBLE_MIGRATION: define('FST_BH_IRREVERSIBLE_MIGRATION', 'Cannot roll back: %s; nothing was undone', 400),
+  MAINTENANCE_UNAVAILABLE: define('FST_BH_MAINTENANCE_UNAVAILABLE', 'Maintenance mode is not available to migrate: %s', 500)
 } as const
 
 export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`

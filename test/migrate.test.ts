@@ -82,7 +82,7 @@ test('migrations run in public once, then in the template and every schema', asy
   const bh = make()
   await t.test('a second run has nothing to do', async () => {
     const result = await bh.migrate()
-    assert.deepEqual(result, { shared: [], template: [], migratedSchemas: 0, upToDateSchemas: 0 })
+    assert.deepEqual(result, { shared: [], template: [], migratedSchemas: 0, upToDateSchemas: 0, failures: [], unmatched: [], targetedSchemas: 0, skippedSchemas: 0 })
   })
 
   await t.test('new migrations reach the template and every schema, inactive ones too, in parallel', async () => {

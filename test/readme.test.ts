@@ -108,6 +108,14 @@ console.log('README-OK')
 await bh.close()
 await sequelize.close()
 `,
+  // the staged run and the rollbacks did what the comments say, and the newcomer has no items table
+  'Staged migrations and rollback': `const [[newcomer]] = await sequelize.query("SELECT to_regclass('newcomer.items')::text AS t") as [[{ t: string | null }], unknown]
+const seen = JSON.stringify({ partial: [partial.migrations, partial.templateKept !== null], behind: status.behind.map((b) => b.schema), staged: [staged.migratedSchemas, staged.failures], full: [full.rolledBackSchemas, full.template], newcomer: newcomer?.t ?? null })
+const expected = JSON.stringify({ partial: [['20260101000000-create-items'], true], behind: ['eu_globex', 'eu_initech'], staged: [2, []], full: [3, ['20260101000000-create-items']], newcomer: null })
+if (seen !== expected) throw new Error(seen)
+console.log('README-OK')
+await sequelize.close()
+`,
   // the outage handler: a route failing with a connection error answers 503 with Retry-After
   'The example app': `app.get('/boom', async () => { throw new ConnectionError(new Error('connect ECONNREFUSED 127.0.0.1:1')) })
 const res = await app.inject('/boom')

@@ -12,7 +12,7 @@ export function causeMessage (err: unknown): string {
 }
 
 /** Where a schema's run was when it failed (attached to the error by runSet). */
-export interface RunState { migration?: string, stage: 'begin' | 'migrating' | 'commit' }
+export interface RunState { migration?: string, stage: 'begin' | 'migrating' | 'commit', /** a rollback's run (rollback.ts) */ down?: boolean }
 
 export function wrapFailure (err: unknown, schema: string): Error {
   if (err instanceof BoardinghouseErrors.MIGRATION_LOCK_LOST) return err
@@ -21,8 +21,10 @@ export function wrapFailure (err: unknown, schema: string): Error {
   const migration = e.migration?.name ?? state?.migration ?? '(none)'
   const cause = e.migration !== undefined && e.cause !== undefined ? e.cause : err
   const where = state?.stage === 'commit' ? 'while committing the schema\'s transaction: ' : state?.stage === 'begin' ? 'before its first migration: ' : ''
-  const wrapped = new BoardinghouseErrors.MIGRATION_FAILED(migration, schema, where + causeMessage(cause), { cause })
-  return Object.assign(wrapped, { schema, migration })
+  const reason = (state?.down === true ? 'undoing it (down) failed: ' : '') + where + causeMessage(cause)
+  const wrapped = new BoardinghouseErrors.MIGRATION_FAILED(migration, schema, reason, { cause })
+  // `reason`: the message without the schema and migration (a fleet run's `failures` list it so)
+  return Object.assign(wrapped, { schema, migration, reason })
 }
 
 /** True for an error of a connection that is gone (terminated backend, closed socket). */

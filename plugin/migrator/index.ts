@@ -6,7 +6,9 @@
  *   ran, so the schemas that are behind are found with one query.
  * - Each schema migrates in one transaction (its ledger rows included): a failure leaves that schema
  *   as it was, the schemas already done stay done, and a re-run continues.
- * - Schemas migrate in parallel on a bounded number of pooled connections.
+ * - Schemas migrate in parallel on a bounded number of pooled connections; which ones, and staged
+ *   how (canaries, batches, maxFailures, maintenance), is fleet.ts's and targets.ts's; status.ts
+ *   reads what is behind without the lock; rollback.ts runs downs.
  * - One migrate at a time per database (an advisory lock); creating a tenant waits for it. The lock's
  *   connection is kept from idling out and watched: losing it stops the run (FST_BH_MIGRATION_LOCK_LOST)
  *   before another schema commits. Each schema's transaction also takes a transaction-level lock of
@@ -26,24 +28,23 @@ import { libraryMigrationsFolder, loadMigrations, toRunnable, type LoadedMigrati
 import { ledgerStorage } from './ledger.js'
 import { MIGRATION_LOCK_KEY, MigrationLock } from './lock.js'
 import { assertTemplateEmpty, bumpTemplateGeneration, ensureAuditTriggers, guardTemplate, missingAuditTriggers, type AuditTarget } from './triggers.js'
+// staged migrations, status and rollback (fleet.ts, targets.ts, status.ts, rollback.ts)
+import { failureOf, planOf, runFleet, selectTargets, stoppedError, whyStopped, type MaintenanceHooks, type MigrateProgress, type MigrationFailure, type StagingOptions } from './fleet.js'
+import { migrationStatus, type MigrationStatus } from './status.js'
+import { rollback, type MigrateDownOptions, type MigrateDownResult } from './rollback.js'
+import type { MigrationTargeting } from './targets.js'
 
 export { SequelizeWithDataTypes, schemaQueryInterface, type MigrationContext } from './context.js'
 export { loadMigrations } from './files.js'
 export { MIGRATION_LOCK_KEY } from './lock.js'
 export { AUDIT_TRIGGER, GUARD_TRIGGER, type AuditTarget } from './triggers.js'
 
-export type MigrationPhase = 'shared' | 'template' | 'tenants'
+export type { MaintenanceHooks, MigrateBatch, MigrateProgress, MigrationFailure, MigrationPhase, StagingOptions } from './fleet.js'
+export type { MigrationTargeting } from './targets.js'
+export type { MigrationStatus, SchemaStatus } from './status.js'
+export type { MigrateDownOptions, MigrateDownResult } from './rollback.js'
 
-export interface MigrateProgress {
-  phase: MigrationPhase
-  /** Schemas (or, for 'shared', migrations) done so far in this phase. */
-  done: number
-  total: number
-  /** The schema just finished, for 'template' and 'tenants'. */
-  schema?: string
-}
-
-export interface MigrateOptions {
+export interface MigrateOptions extends StagingOptions {
   /** Schemas migrated at once; capped at the pool's max. Defaults to the `migrationConcurrency` option. */
   concurrency?: number
   onProgress?: (progress: MigrateProgress) => void
@@ -58,6 +59,14 @@ export interface MigrateResult {
   migratedSchemas: number
   /** Tenant schemas that were already at the head. */
   upToDateSchemas: number
+  /** Schemas whose migration failed and was tolerated (`maxFailures` > 0); empty otherwise. */
+  failures: MigrationFailure[]
+  /** Patterns of `schemas` that matched no schema, and of `exclude` that left none out. */
+  unmatched: string[]
+  /** Tenant schemas the run covered (all, without `schemas`/`exclude`); 0: nothing matched, nothing ran. */
+  targetedSchemas: number
+  /** Schemas that were behind and not tried because the run stopped (on the error's `result`). */
+  skippedSchemas: number
 }
 
 export interface MigratorDeps {
@@ -75,6 +84,8 @@ export interface MigratorDeps {
   schemaMigratedNotice?: (schema: string, migrations: number) => string
   /** Called after a tenant schema's migrations committed (schemaMigrated, in this process). */
   onSchemaMigrated?: (schema: string, migrations: number) => void
+  /** Maintenance mode per schema, for `migrate({ maintenance })`; without it that option is FST_BH_MAINTENANCE_UNAVAILABLE. */
+  maintenance?: MaintenanceHooks
 }
 
 export class Migrator {
@@ -148,8 +159,9 @@ export class Migrator {
 
   async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
     const { sequelize } = this.deps
-    const progress = options.onProgress ?? (() => {})
-    const concurrency = Math.max(1, Math.min(options.concurrency ?? this.deps.concurrency, poolMax(sequelize)))
+    // Every option is checked before anything runs (FST_BH_INVALID_INPUT).
+    const plan = planOf('migrate', options, { concurrency: this.deps.concurrency, poolMax: poolMax(sequelize), maintenance: this.deps.maintenance !== undefined })
+    const progress = plan.onProgress
     const [library, shared, tenant] = await Promise.all([
       loadMigrations(libraryMigrationsFolder()),
       loadMigrations(this.deps.sharedMigrations),
@@ -160,6 +172,11 @@ export class Migrator {
       const lock = new MigrationLock(connection)
       try {
         await lock.acquire()
+        // 0. The targeted schemas (with schemas/exclude/canary): none matching runs nothing, not even the template.
+        const selection = await selectTargets(sequelize, plan)
+        if (selection !== null && selection.schemas.length === 0) {
+          return { shared: [], template: [], migratedSchemas: 0, upToDateSchemas: 0, failures: [], unmatched: selection.unmatched, targetedSchemas: 0, skippedSchemas: 0 }
+        }
         // 1. Shared: the library's set, then the app's, in public, one transaction.
         const sharedRan = await this.runSet('public', [...library, ...shared], () => {
           const lib = new SequelizeStorage({ sequelize, modelName: 'BoardinghouseMeta', tableName: 'boardinghouse_meta' })
@@ -190,7 +207,19 @@ export class Migrator {
 
         // 3. The template first: if it fails, no tenant is touched.
         let templateRan: string[] = []
-        const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA)
+        const targeted = selection === null ? null : new Set(selection.schemas)
+        const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA && (targeted === null || targeted.has(s)))
+        const targetedCount = targeted === null ? tenantCount : targeted.size
+        const resultOf = (migrated: number, failures: MigrationFailure[], skipped: number): MigrateResult => ({
+          shared: sharedRan,
+          template: templateRan,
+          migratedSchemas: migrated,
+          upToDateSchemas: targetedCount - rest.length,
+          failures,
+          unmatched: selection?.unmatched ?? [],
+          targetedSchemas: targetedCount,
+          skippedSchemas: skipped
+        })
         if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
           try {
             templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), lock, {
@@ -203,7 +232,9 @@ export class Migrator {
               }
             })
           } catch (err) {
-            throw wrapFailure(err, TEMPLATE_SCHEMA)
+            const wrapped = wrapFailure(err, TEMPLATE_SCHEMA)
+            if (wrapped instanceof BoardinghouseErrors.MIGRATION_LOCK_LOST) throw wrapped
+            throw stoppedError(plan, 'the run stopped: the template failed, no tenant schema was touched', [failureOf(wrapped, TEMPLATE_SCHEMA)], [wrapped], resultOf(0, [], rest.length))
           } finally {
             this.deps.onTemplateChanged()
           }
@@ -223,41 +254,59 @@ export class Migrator {
         // Audit triggers missing in tenant schemas (a model audited since they were created).
         await runWithSchema(null, async () => { await ensureAuditTriggers(sequelize, await missingAuditTriggers(sequelize, audit, 'tenants')) })
 
-        // 4. Tenants, in parallel on `concurrency` connections; stop scheduling after a failure.
-        let done = 0
-        let failure: Error | null = null
-        let next = 0
-        const worker = async (): Promise<void> => {
-          while (failure === null && lock.lost === null && next < rest.length) {
-            const schema = rest[next++] as string
-            try {
-              // The ledger is read again inside the schema's transaction, after its lock.
-              const ran = await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema), lock, {
-                after: async (names) => {
-                  const notice = this.deps.schemaMigratedNotice
-                  if (names.length === 0 || notice === undefined) return
-                  await sequelize.query('SELECT pg_notify(:channel, :payload)',
-                    { replacements: { channel: CHANNEL, payload: notice(schema, names.length) }, type: QueryTypes.SELECT, logging: false })
-                }
-              })
-              if (ran.length > 0) this.deps.onSchemaMigrated?.(schema, ran.length)
-            } catch (err) {
-              failure ??= wrapFailure(err, schema)
-              return
-            }
-            done++
-            progress({ phase: 'tenants', done, total: rest.length, schema })
+        // 4. Tenants: canaries first, then in batches, in parallel on `concurrency` connections (fleet.ts).
+        const outcome = await runFleet(plan, rest, lock, this.deps.maintenance, async (schema) => {
+          try {
+            // The ledger is read again inside the schema's transaction, after its lock.
+            const ran = await this.runSet(schema, tenant, () => ledgerStorage(sequelize, schema), lock, {
+              after: async (names) => {
+                const notice = this.deps.schemaMigratedNotice
+                if (names.length === 0 || notice === undefined) return
+                await sequelize.query('SELECT pg_notify(:channel, :payload)',
+                  { replacements: { channel: CHANNEL, payload: notice(schema, names.length) }, type: QueryTypes.SELECT, logging: false })
+              }
+            })
+            if (ran.length > 0) this.deps.onSchemaMigrated?.(schema, ran.length)
+          } catch (err) {
+            throw wrapFailure(err, schema)
           }
-        }
-        await Promise.all(Array.from({ length: Math.min(concurrency, rest.length) }, worker))
+        })
         if (lock.lost !== null) throw lock.lost
-        if (failure !== null) throw failure
-        return { shared: sharedRan, template: templateRan, migratedSchemas: done, upToDateSchemas: tenantCount - done }
+        const result = resultOf(outcome.succeeded.length, outcome.failures, outcome.notStarted.length)
+        if (outcome.stopped !== null) throw stoppedError(plan, whyStopped(plan, outcome), outcome.failures, outcome.errors, result)
+        return result
       } catch (err) {
         throw lock.lost ?? err
       } finally {
         await lock.release()
       }
     })
+  }
+
+  // ---------------------------------------------------------------- status and rollback (status.ts, rollback.ts)
+
+  /** Which migrations have not run, where (status.ts): read from the ledgers, without the migration lock. */
+  async status (targeting: MigrationTargeting = {}): Promise<MigrationStatus> {
+    const [library, shared, tenant] = await Promise.all([
+      loadMigrations(libraryMigrationsFolder()),
+      loadMigrations(this.deps.sharedMigrations),
+      this.tenantMigrations()
+    ])
+    return await migrationStatus(this.deps.sequelize, this.deps.sharedMigrationsTable, { library, shared, tenant }, targeting)
+  }
+
+  /** Runs tenant migrations' down in the targeted schemas, then the template (rollback.ts). */
+  async migrateDown (options: MigrateDownOptions = {}): Promise<MigrateDownResult> {
+    const { sequelize, concurrency, onTemplateChanged, auditTargets, maintenance } = this.deps
+    return await rollback({
+      sequelize,
+      concurrency,
+      migrations: await this.tenantMigrations(),
+      folder: this.deps.tenantMigrations,
+      context: (schema, transaction) => this.context(schema, transaction),
+      onTemplateChanged,
+      auditTargets,
+      ...(maintenance !== undefined ? { maintenance } : {})
+    }, options)
   }
 }
