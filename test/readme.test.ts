@@ -108,6 +108,13 @@ console.log('README-OK')
 await bh.close()
 await sequelize.close()
 `,
+  // maintenance mode: the values the README's comments give
+  'Maintenance mode': `const got = JSON.stringify([state.retryAfter, state.by, state.since instanceof Date, during, admin, count, ended, after])
+if (got !== JSON.stringify([120, 'manual', true, '503 120 FST_BH_SCHEMA_MAINTENANCE', '200 -', 0, true, '200 -'])) throw new Error(got)
+console.log('README-OK')
+await app.close()
+await sequelize.close()
+`,
   // the outage handler: a route failing with a connection error answers 503 with Retry-After
   'The example app': `app.get('/boom', async () => { throw new ConnectionError(new Error('connect ECONNREFUSED 127.0.0.1:1')) })
 const res = await app.inject('/boom')
