@@ -346,19 +346,20 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
 
   return function resolveSchema (request, reply, done) {
     const store = storeFor(null, { userId: null, requestId: request.id })
-    // a refusal for maintenance carries its Retry-After onto the reply (kept by any error handler)
-    const fail = (err: Error): void => {
-      if (isMaintenanceError(err)) reply.header('retry-after', String(err.retryAfter))
-      done(err)
-    }
     let pending: Promise<void> | undefined
     try {
       pending = resolve(request, store)
     } catch (err) {
-      fail(err as Error)
+      refuse(reply, done, err as Error)
       return
     }
     if (pending === undefined) tenantStorage.run(store, done)
-    else pending.then(() => { tenantStorage.run(store, done) }, fail)
+    else pending.then(() => { tenantStorage.run(store, done) }, (err: Error) => { refuse(reply, done, err) })
   }
+}
+
+/** Fails the request with `err`; a refusal for maintenance puts its Retry-After on the reply (kept by any error handler). */
+function refuse (reply: FastifyReply, done: HookHandlerDoneFunction, err: Error): void {
+  if (isMaintenanceError(err)) reply.header('retry-after', String(err.retryAfter))
+  done(err)
 }

@@ -20,6 +20,7 @@ import { main, type CliIO } from '../plugin/cli.js'
 import { DEFAULT_MAINTENANCE_RETRY_AFTER, isMaintenanceError, resolvers } from '../plugin/index.js'
 import { JOB_CONTEXT_KEY, runInJobContext } from '../plugin/jobs.js'
 import { addJob, withTenant } from '../plugin/jobs/bullmq.js'
+import { encodeNotice, parseNotice } from '../plugin/events.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { buildTestApp, login } from './fixtures/app.js'
 import { EXAMPLE_TENANT_MIGRATIONS, connect, hasCode, registryState, sequelizeFor, setupBoardinghouse } from './helpers.js'
@@ -327,7 +328,7 @@ test('requests for a schema in maintenance: 503 with Retry-After on every path, 
     assert.deepEqual(await ask(app, 'POST', '/__change_schema__', { cookie: leaving }, { schema: 'globex' }), { status: 200, retryAfter: undefined, code: undefined, schema: 'globex' })
     assert.equal((await ask(app, 'GET', '/items', { cookie: leaving })).schema, 'globex')
     assert.equal((await ask(app, 'POST', '/__change_schema__', { cookie: inAcme }, { schema: null })).status, 200)
-    assert.equal((await ask(app, 'GET', '/items', { cookie: inAcme })).schema, null)
+    assert.equal((await app.inject({ url: '/status', headers: { cookie: inAcme } })).json().schema, null)
     assert.equal((await ask(app, 'POST', '/__change_schema__', { cookie: inAcme }, { schema: 'acme' })).status, 503)
   })
 
@@ -358,9 +359,7 @@ test('requests for a schema in maintenance: 503 with Retry-After on every path, 
 
   await t.test('the option is validated', async () => {
     for (const bad of ['all', 'admin', 42, true, null]) {
-      const broken = await buildTestApp({ sequelize, listen: false, maintenanceBypass: bad as never })
-      await assert.rejects(broken.ready(), hasCode('FST_BH_INVALID_OPTION'), String(bad))
-      await broken.close().catch(() => {})
+      await assert.rejects(buildTestApp({ sequelize, listen: false, maintenanceBypass: bad as never }), hasCode('FST_BH_INVALID_OPTION'), String(bad))
     }
   })
 
@@ -408,9 +407,10 @@ test('requests for a schema in maintenance: 503 with Retry-After on every path, 
     assert.deepEqual(refused, { status: 503, retryAfter: String(DEFAULT_MAINTENANCE_RETRY_AFTER), code: 'FST_BH_SCHEMA_MAINTENANCE', schema: undefined })
     await bh.deleteSchema('acme')
     await bh.clearMaintenance('acme')
-    assert.equal((await ask(app, 'GET', '/items', { cookie: session })).schema, null) // deactivated: dropped from the session
+    const schemaOf = async (): Promise<unknown> => (await app.inject({ url: '/whoami', headers: { cookie: session } })).json().tenant
+    assert.equal(await schemaOf(), null) // deactivated: dropped from the session
     await bh.activateSchema('acme')
-    assert.equal((await ask(app, 'GET', '/items', { cookie: session })).schema, null, 'a deselection is not undone by reactivating')
+    assert.equal(await schemaOf(), null, 'a deselection is not undone by reactivating')
   })
 })
 
@@ -642,4 +642,19 @@ test('seen by every listening process within 1 s (the CLI in another process, an
     t.diagnostic(`the CLI's maintenance off seen after ${(await within1s(async () => await status(appB) === 200, 'cli off')).toFixed(1)} ms`)
     assert.equal(await status(deaf), 503, 'negative control: the end of the maintenance not seen either')
   })
+})
+
+test('the notices of maintenance events: well-formed ones carry their event, malformed ones none (they still reload)', () => {
+  for (const key of [{ schema: 'acme', retryAfter: 30, by: 'manual' }, { schema: 'acme', retryAfter: null, by: 'migrate' }] as const) {
+    assert.deepEqual(parseNotice(encodeNotice('p1', 'maintenanceStarted', key)).event, { sender: 'p1', kind: 'maintenanceStarted', key })
+  }
+  assert.deepEqual(parseNotice(encodeNotice('p1', 'maintenanceEnded', { schema: 'acme', by: 'migrate' })).event, { sender: 'p1', kind: 'maintenanceEnded', key: { schema: 'acme', by: 'migrate' } })
+  for (const key of [
+    { schema: 'acme', retryAfter: 0, by: 'manual' }, { schema: 'acme', retryAfter: 1.5, by: 'manual' }, { schema: 'acme', retryAfter: '30', by: 'manual' },
+    { schema: 'acme', retryAfter: 30, by: 'admin' }, { schema: 'acme', retryAfter: 30 }, { schema: 'acme', retryAfter: 30, by: 'manual', extra: 1 }
+  ]) {
+    const parsed = parseNotice(JSON.stringify({ v: 1, id: 'p1', kind: 'maintenanceStarted', key }))
+    assert.deepEqual(parsed, { sender: 'p1', event: null }, JSON.stringify(key))
+  }
+  assert.deepEqual(parseNotice(JSON.stringify({ v: 1, id: 'p1', kind: 'maintenanceEnded', key: { schema: 'acme' } })), { sender: 'p1', event: null })
 })
