@@ -14,9 +14,9 @@ import { Sequelize } from 'sequelize'
 import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data/index.js'
 import { BoardinghouseErrors } from './errors.js'
-import { DEFAULT_MAINTENANCE_RETRY_AFTER, MAX_MAINTENANCE_RETRY_AFTER, isRetryAfter, retryAfterOf, type SchemaMaintenance } from './maintenance.js'
 import type { MigrateProgress } from './migrator.js'
 import { Boardinghouse } from './boardinghouse.js'
+import { DEFAULT_MAINTENANCE_RETRY_AFTER, MAX_MAINTENANCE_RETRY_AFTER, isRetryAfter, retryAfterOf, type SchemaMaintenance } from './maintenance.js'
 
 export interface CliIO {
   out: (text: string) => void
