@@ -21,6 +21,12 @@ export interface SchemaAttributes {
   isActive: boolean
   createdAt: Date
   updatedAt: Date
+  /** When the schema entered maintenance mode, or null when it is not in maintenance. */
+  maintenanceSince: Date | null
+  /** The Retry-After (seconds, 1–86400) of its requests while in maintenance, or null for the library's default. */
+  maintenanceRetryAfter: number | null
+  /** Who put it in maintenance: 'manual' (an operator) or 'migrate' (the migrator); null when not in maintenance. */
+  maintenanceBy: 'manual' | 'migrate' | null
 }
 
 export interface MembershipAttributes {
@@ -60,7 +66,10 @@ export function defineModels (sequelize: Sequelize, userIdType: UserIdType = 'in
     name: { type: DataTypes.TEXT, allowNull: false },
     isActive: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true, field: 'is_active' },
     createdAt: { type: DataTypes.DATE, field: 'created_at' },
-    updatedAt: { type: DataTypes.DATE, field: 'updated_at' }
+    updatedAt: { type: DataTypes.DATE, field: 'updated_at' },
+    maintenanceSince: { type: DataTypes.DATE, allowNull: true, field: 'maintenance_since' },
+    maintenanceRetryAfter: { type: DataTypes.INTEGER, allowNull: true, field: 'maintenance_retry_after' },
+    maintenanceBy: { type: DataTypes.TEXT, allowNull: true, field: 'maintenance_by' }
   }, { tableName: SCHEMA_TABLE, schema: 'public', timestamps: true })
   const Membership = sequelize.define<Model<MembershipAttributes, Partial<MembershipAttributes>>>(MEMBERSHIP_MODEL_NAME, {
     schemaName: { type: DataTypes.STRING(63), primaryKey: true, field: 'schema_name' },

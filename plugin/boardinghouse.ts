@@ -22,6 +22,7 @@ import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
 import { givenOptions, resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
 import { registryFor, userKey, type DomainInfo, type SchemaInfo, type SchemaRegistry } from './registry.js'
+import type { ClearMaintenanceOptions, SchemaMaintenance, SetMaintenanceOptions } from './maintenance.js'
 import { SchemaAdmin, type BeforeDropHook, type CreateHook, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
 import { normalizeUserId } from './user-id.js'
 
@@ -29,6 +30,7 @@ export type { SchemaInfo } from './registry.js'
 export type { DomainInfo } from './registry.js'
 export type { AddDomainOptions } from './domains.js'
 export type { CreateSchemaOptions, DeleteSchemaOptions } from './schema-admin.js'
+export type { ClearMaintenanceOptions, MaintenanceBy, SchemaMaintenance, SetMaintenanceOptions } from './maintenance.js'
 export { normalizeUserId } from './user-id.js'
 
 export interface ListSchemasOptions {
@@ -296,6 +298,27 @@ export class Boardinghouse {
   /** Reactivates a deactivated schema. */
   async activateSchema (schema: string): Promise<void> {
     await this.admin.activateSchema(schema)
+  }
+
+  // ---------------------------------------------------------------- maintenance mode (writes: schema-admin.ts; rules: maintenance.ts)
+
+  /**
+   * Puts a schema in maintenance: its requests answer FST_BH_SCHEMA_MAINTENANCE (503) with
+   * `Retry-After: retryAfter` (default 60 s) and its jobs are refused (retryably) until
+   * `clearMaintenance`; `runInSchema` is not affected. Calling it again changes retryAfter and
+   * keeps `since`. `by: 'migrate'` (the migrator) never changes a 'manual' maintenance. One
+   * statement with its NOTIFY; bad options are FST_BH_INVALID_INPUT (400). Resolves to the state.
+   */
+  async setMaintenance (schema: string, options: SetMaintenanceOptions = {}): Promise<SchemaMaintenance> {
+    return await this.admin.setMaintenance(schema, options)
+  }
+
+  /**
+   * Ends a schema's maintenance: `by: 'manual'` (default) ends any, `by: 'migrate'` only one that
+   * 'migrate' set. Resolves to whether a maintenance ended.
+   */
+  async clearMaintenance (schema: string, options: ClearMaintenanceOptions = {}): Promise<boolean> {
+    return await this.admin.clearMaintenance(schema, options)
   }
 
   // ---------------------------------------------------------------- memberships

@@ -15,6 +15,7 @@ import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './
 import { BoardinghouseErrors } from './errors.js'
 import { addMigrateCommand } from './cli-migrate.js'
 import { Boardinghouse } from './boardinghouse.js'
+import { DEFAULT_MAINTENANCE_RETRY_AFTER, MAX_MAINTENANCE_RETRY_AFTER, isRetryAfter, retryAfterOf, type SchemaMaintenance } from './maintenance.js'
 
 export interface CliIO {
   out: (text: string) => void
@@ -113,9 +114,9 @@ export function buildProgram (io: CliIO = defaultIO): Command {
       await withApi(async (bh) => {
         const list = await bh.listSchemas({ includeInactive: opts.all === true })
         if (opts.json === true) {
-          io.out(JSON.stringify(list.map((s) => ({ schema: s.schema, name: s.name, isActive: s.isActive, createdAt: s.createdAt.toISOString() }))) + '\n')
+          io.out(JSON.stringify(list.map((s) => ({ schema: s.schema, name: s.name, isActive: s.isActive, createdAt: s.createdAt.toISOString(), maintenance: maintenanceJson(s.maintenance) }))) + '\n')
         } else {
-          for (const s of list) io.out(`${s.schema}\t${s.name}${s.isActive ? '' : '\t(inactive)'}\n`)
+          for (const s of list) io.out(`${s.schema}\t${s.name}${s.isActive ? '' : '\t(inactive)'}${maintenanceText(s.maintenance)}\n`)
         }
       })
     })
@@ -150,6 +151,29 @@ export function buildProgram (io: CliIO = defaultIO): Command {
       await withApi(async (bh) => {
         const removed = await bh.revoke(name, userId)
         io.out(removed ? `revoked ${userId} on ${name}\n` : `${userId} was not a member of ${name}\n`)
+      })
+    })
+
+  // ---------------------------------------------------------------- maintenance mode
+  const maintenance = schema.command('maintenance').description('put a schema in maintenance (its requests answer 503 with Retry-After), or end it')
+  maintenance.command('on <name>')
+    .description('put a schema in maintenance, or change its --retry-after')
+    .option('--retry-after <seconds>', `the Retry-After of its 503 answers, 1 to ${MAX_MAINTENANCE_RETRY_AFTER} (default: ${DEFAULT_MAINTENANCE_RETRY_AFTER})`, (v) => {
+      const n = /^[0-9]+$/.test(v) ? Number(v) : NaN
+      if (!isRetryAfter(n)) throw usageError(`--retry-after must be a whole number of seconds from 1 to ${MAX_MAINTENANCE_RETRY_AFTER}, not ${JSON.stringify(v)}`)
+      return n
+    })
+    .action(async (name: string, opts: { retryAfter?: number }) => {
+      await withApi(async (bh) => {
+        const m = await bh.setMaintenance(name, opts.retryAfter !== undefined ? { retryAfter: opts.retryAfter } : {})
+        io.out(`schema ${name} in maintenance since ${m.since.toISOString()} (retry after ${retryAfterOf(m)} s)\n`)
+      })
+    })
+  maintenance.command('off <name>')
+    .description("end a schema's maintenance (whoever set it)")
+    .action(async (name: string) => {
+      await withApi(async (bh) => {
+        io.out(await bh.clearMaintenance(name) ? `schema ${name} out of maintenance\n` : `schema ${name} was not in maintenance\n`)
       })
     })
 
@@ -254,6 +278,15 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     io.err(`boardinghouse: ${code}${firstLine(e.message ?? String(err))}\n`)
     return typeof err === 'object' && err !== null && usageErrors.has(err) ? 2 : 1
   }
+}
+
+/** A schema's maintenance in `schema list`: nothing when not in maintenance. */
+function maintenanceText (m: SchemaMaintenance | null): string {
+  return m === null ? '' : `\t(maintenance since ${m.since.toISOString()}, retry after ${retryAfterOf(m)} s, by ${m.by})`
+}
+
+function maintenanceJson (m: SchemaMaintenance | null): { since: string, retryAfter: number | null, by: string } | null {
+  return m === null ? null : { since: m.since.toISOString(), retryAfter: m.retryAfter, by: m.by }
 }
 
 function firstLine (text: string): string {

@@ -20,6 +20,8 @@ export const BoardinghouseErrors = {
   SCHEMA_EXISTS: define('FST_BH_SCHEMA_EXISTS', 'Schema "%s" already exists', 409),
   SCHEMA_NOT_FOUND: define('FST_BH_SCHEMA_NOT_FOUND', 'Schema "%s" not found', 404),
   SCHEMA_INACTIVE: define('FST_BH_SCHEMA_INACTIVE', 'Schema "%s" is not active', 404),
+  // maintenance mode (plugin/maintenance.ts): a request or job for a schema in maintenance; retryable
+  SCHEMA_MAINTENANCE: define('FST_BH_SCHEMA_MAINTENANCE', 'Schema "%s" is in maintenance; retry after %s seconds', 503),
   NOT_MIGRATED: define('FST_BH_NOT_MIGRATED', 'The database is not migrated: %s. Run `boardinghouse migrate` first', 500),
   CLONE_FAILED: define('FST_BH_CLONE_FAILED', 'Creating schema "%s" failed: %s', 500),
   CLONE_UNSUPPORTED: define('FST_BH_CLONE_UNSUPPORTED', 'The template holds an object that cannot be cloned: %s', 500),

@@ -12,6 +12,7 @@
  * listeners, or, when there are none, to `process.emitWarning` (type BoardinghouseListenerError).
  */
 import { EventEmitter } from 'node:events'
+import type { MaintenanceBy } from './maintenance.js'
 
 /** Where an event was heard: 'local' (this process made the change) or 'remote' (another process did, heard over LISTEN). */
 export type EventOrigin = 'local' | 'remote'
@@ -34,6 +35,16 @@ export interface DomainEvent extends Base {
 export interface SchemaMigratedEvent extends Base {
   /** How many tenant migrations ran in the schema. */
   migrations: number
+}
+export interface MaintenanceStartedEvent extends Base {
+  /** The Retry-After (seconds) its requests get, or null for the default (60). */
+  retryAfter: number | null
+  /** Who put it in maintenance. */
+  by: MaintenanceBy
+}
+export interface MaintenanceEndedEvent extends Base {
+  /** Who had put it in maintenance (the maintenance that ended). */
+  by: MaintenanceBy
 }
 export interface MigratedEvent {
   /** Always null: a run covers every schema (`schemaMigrated` names each). */
@@ -70,6 +81,8 @@ export interface BoardinghouseEventMap {
   domainRemoved: DomainEvent
   schemaMigrated: SchemaMigratedEvent
   migrated: MigratedEvent
+  maintenanceStarted: MaintenanceStartedEvent
+  maintenanceEnded: MaintenanceEndedEvent
   switched: SwitchedEvent
   listenerError: ListenerErrorEvent
 }
@@ -95,6 +108,8 @@ export const NOTICE_MAX_BYTES = 2000
 
 const isString = (v: unknown): v is string => typeof v === 'string' && v !== ''
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0
+const isBy = (v: unknown): v is MaintenanceBy => v === 'manual' || v === 'migrate'
+const isRetryAfter = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isInteger(v) && v >= 1)
 
 /** Per kind: the key's fields and their checks (a notice with others, or missing ones, is refused). */
 const KEY_FIELDS: { [K in NoticeKind]: Record<keyof EventKey<K>, (v: unknown) => boolean> } = {
@@ -107,7 +122,9 @@ const KEY_FIELDS: { [K in NoticeKind]: Record<keyof EventKey<K>, (v: unknown) =>
   domainAdded: { schema: isString, host: isString },
   domainRemoved: { schema: isString, host: isString },
   schemaMigrated: { schema: isString, migrations: isCount },
-  migrated: { schema: (v) => v === null, migratedSchemas: isCount }
+  migrated: { schema: (v) => v === null, migratedSchemas: isCount },
+  maintenanceStarted: { schema: isString, retryAfter: isRetryAfter, by: isBy },
+  maintenanceEnded: { schema: isString, by: isBy }
 }
 
 /** The payload of a notice carrying `kind`, or the bare sender id if it would be too long. */

@@ -7,6 +7,7 @@
 import type { UserId } from '../models/index.js'
 import { tenantStorage } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
+import { maintenanceError, type SchemaMaintenance } from './maintenance.js'
 import { describe, schemaNameProblem } from './names.js'
 
 /** The tenant context of a job, as stored in its data: JSON, nothing else. */
@@ -27,8 +28,8 @@ export const JOB_CONTEXT_KEY = '__boardinghouse'
  * object offering them (the API, the plugin's `app.boardinghouse`) will do.
  */
 export interface JobTenancy {
-  /** The registry entry of a schema (active or not), or null. */
-  getSchema: (schema: string) => Promise<{ readonly schema: string, readonly isActive: boolean } | null>
+  /** The registry entry of a schema (active or not), or null; with its maintenance state (absent: not in maintenance). */
+  getSchema: (schema: string) => Promise<{ readonly schema: string, readonly isActive: boolean, readonly maintenance?: SchemaMaintenance | null } | null>
   /** The active schemas a user is a member of. */
   schemasForUser: (userId: UserId) => Promise<ReadonlyArray<{ readonly schema: string }>>
   /** Validates a user id against the configured `userIdType` (throws FST_BH_INVALID_USER_ID). */
@@ -133,7 +134,8 @@ export function parseJobContext (bh: Pick<JobTenancy, 'normalizeUserId'>, ctx: u
  * (FST_BH_INVALID_JOB_CONTEXT), present (FST_BH_NO_JOB_CONTEXT, unless `allowMissing`: then `fn`
  * runs in public), name a registered (FST_BH_SCHEMA_NOT_FOUND), active (FST_BH_SCHEMA_INACTIVE)
  * schema, and, with a user, one that user is still a member of or an admin by `isAdmin`
- * (FST_BH_FORBIDDEN_SCHEMA). `fn` then runs with the schema active and the context's user and
+ * (FST_BH_FORBIDDEN_SCHEMA), and not be in maintenance (FST_BH_SCHEMA_MAINTENANCE, 503: retryable,
+ * with `retryAfter`; the adapters retry such a job later). `fn` then runs with the schema active and the context's user and
  * request id in the store (audit log), never the caller's.
  */
 export async function runInJobContext<T> (bh: JobTenancy, ctx: unknown, fn: () => Promise<T> | T, options: JobContextOptions = {}): Promise<T> {
@@ -150,6 +152,9 @@ export async function runInJobContext<T> (bh: JobTenancy, ctx: unknown, fn: () =
     const member = (await bh.schemasForUser(userId)).some((s) => s.schema === context.schema)
     if (!member && !(options.isAdmin !== undefined && await options.isAdmin(userId))) throw new BoardinghouseErrors.FORBIDDEN_SCHEMA(context.schema)
   }
+  // maintenance mode: temporary, so checked after the refusals that are not
+  const maintenance = info.maintenance ?? null
+  if (maintenance !== null) throw maintenanceError(context.schema, maintenance)
   return await bh.runInSchema(context.schema, async () => {
     const store = tenantStorage.getStore()
     if (store === undefined) return await fn()

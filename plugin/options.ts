@@ -182,6 +182,30 @@ export interface BoardinghousePluginOptions extends BoardinghouseOptions {
   objectUrl?: (entry: AuditEntry) => string | null
   /** Name of the `request.log` binding that carries the request's schema (every log line of a tenant request), or false for none. @default 'schema' */
   logBinding?: string | false
+  /**
+   * Who may still enter a schema in maintenance (everyone else gets FST_BH_SCHEMA_MAINTENANCE, 503):
+   * 'none', 'admins' (`isAdmin` said yes), or a synchronous function of the request and the schema
+   * (only `true` lets the request through). @default 'none'
+   */
+  maintenanceBypass?: MaintenanceBypass
+}
+
+// ---------------------------------------------------------------- maintenance mode: the bypass option
+
+/** The plugin's `maintenanceBypass` option. */
+export type MaintenanceBypass = 'none' | 'admins' | ((request: FastifyRequest, schema: string) => boolean)
+
+/** `maintenanceBypass` resolved: whether this request (of an admin or not) may enter `schema` in maintenance. */
+export type MaintenanceBypassCheck = (request: FastifyRequest, schema: string, isAdmin: boolean) => boolean
+
+function maintenanceBypass (value: unknown): MaintenanceBypassCheck {
+  if (value === undefined || value === 'none') return () => false
+  if (value === 'admins') return (_request, _schema, isAdmin) => isAdmin
+  if (typeof value === 'function') {
+    const fn = value as (request: FastifyRequest, schema: string) => unknown
+    return (request, schema) => fn(request, schema) === true
+  }
+  fail("maintenanceBypass must be 'none', 'admins' or a function (request, schema) => boolean")
 }
 
 type Defined<T> = Exclude<T, undefined>
@@ -200,11 +224,12 @@ export interface ResolvedPluginOptions {
   schemaLinkParam: string | false
   objectUrl: BoardinghousePluginOptions['objectUrl']
   logBinding: string | false
+  maintenanceBypass: MaintenanceBypassCheck
   /** The features that need a session plugin on the app (empty: none needs one). */
   needsSession: readonly string[]
 }
 
-const PLUGIN_KEYS: ReadonlySet<string> = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'sessionSchema', 'listen', 'schemaLinkParam', 'objectUrl', 'logBinding'])
+const PLUGIN_KEYS: ReadonlySet<string> = new Set(['getUserId', 'isAdmin', 'schemaFrom', 'changeSchemaRoute', 'trustedOrigins', 'sessionSchema', 'listen', 'schemaLinkParam', 'objectUrl', 'logBinding', 'maintenanceBypass'])
 
 function defaultGetUserId (request: FastifyRequest): UserId | null | undefined {
   const value = sessionOf(request)?.get('userId')
@@ -266,6 +291,7 @@ export function resolvePluginOptions (options: unknown): ResolvedPluginOptions {
     schemaLinkParam,
     objectUrl,
     logBinding,
+    maintenanceBypass: maintenanceBypass(o.maintenanceBypass),
     needsSession: Object.freeze([
       ...(sessionSchema ? ['sessionSchema (the selection kept in the session)'] : []),
       ...(changeSchemaRoute !== false ? ['changeSchemaRoute (the switch route)'] : [])

@@ -50,7 +50,7 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
     getter (this: FastifyRequest) { return tenancyOf(this) }
   })
   const { getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema } = o
-  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema, logBinding: o.logBinding }))
+  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema, logBinding: o.logBinding, maintenanceBypass: o.maintenanceBypass }))
   if (o.changeSchemaRoute !== false) registerSwitchRoute(app, { path: o.changeSchemaRoute, trustedOrigins })
   app.addHook('onClose', async function stopListening () { await bh.close() })
 }

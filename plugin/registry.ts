@@ -7,8 +7,9 @@ import { QueryTypes, type Sequelize } from 'sequelize'
 import { DOMAIN_TABLE, MEMBERSHIP_TABLE, SCHEMA_TABLE, type UserId } from '../models/index.js'
 import { runWithSchema } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
+import type { SchemaMaintenance } from './maintenance.js'
 import { isValidSchemaName } from './names.js'
-import { isUndefinedTable } from './pg-errors.js'
+import { isUndefinedTable, sqlState } from './pg-errors.js'
 
 export interface SchemaInfo {
   /** The PostgreSQL schema name. */
@@ -18,6 +19,8 @@ export interface SchemaInfo {
   isActive: boolean
   createdAt: Date
   updatedAt: Date
+  /** Its maintenance state (since, retryAfter, by), or null when it is not in maintenance. */
+  maintenance: SchemaMaintenance | null
 }
 
 /** A host mapped to a schema (`public.boardinghouse_domain`). */
@@ -84,7 +87,22 @@ export function userKey (userId: UserId): string {
   return typeof userId === 'number' ? String(userId) : userId
 }
 
-interface SchemaRow { schema_name: string, name: string, is_active: boolean, created_at: string, updated_at: string }
+interface SchemaRow {
+  schema_name: string
+  name: string
+  is_active: boolean
+  created_at: string
+  updated_at: string
+  maintenance_since: string | null
+  maintenance_retry_after: number | null
+  maintenance_by: SchemaMaintenance['by'] | null
+}
+
+/** A registry row's maintenance columns as the snapshot holds them (frozen), or null when not in maintenance. */
+export function maintenanceOf (row: { maintenance_since: string | Date | null, maintenance_retry_after: number | null, maintenance_by: SchemaMaintenance['by'] | null }): SchemaMaintenance | null {
+  if (row.maintenance_since === null || row.maintenance_by === null) return null
+  return Object.freeze({ since: new Date(row.maintenance_since), retryAfter: row.maintenance_retry_after, by: row.maintenance_by })
+}
 interface MembershipRow { schema_name: string, user_id: string | number }
 interface DomainRow { host: string, schema_name: string, is_primary: boolean, created_at: string }
 
@@ -122,16 +140,18 @@ export class SchemaRegistry {
     const loading = (async () => {
       // All reads in one query and one round trip, in public whatever the caller's context.
       const [row] = await runWithSchema(null, async () => await this.sequelize.query<{ schemas: SchemaRow[], members: MembershipRow[], domains: DomainRow[] }>(
-        `SELECT (SELECT coalesce(json_agg(s), '[]') FROM (SELECT schema_name, name, is_active, created_at, updated_at FROM public.${SCHEMA_TABLE}) s) AS schemas,
+        `SELECT (SELECT coalesce(json_agg(s), '[]') FROM (SELECT schema_name, name, is_active, created_at, updated_at, maintenance_since, maintenance_retry_after, maintenance_by FROM public.${SCHEMA_TABLE}) s) AS schemas,
                 (SELECT coalesce(json_agg(m), '[]') FROM (SELECT schema_name, user_id::text AS user_id FROM public.${MEMBERSHIP_TABLE}) m) AS members,
                 (SELECT coalesce(json_agg(d), '[]') FROM (SELECT host, schema_name, is_primary, created_at FROM public.${DOMAIN_TABLE}) d) AS domains`,
         { type: QueryTypes.SELECT, logging: false })).catch((err: unknown) => {
         if (isUndefinedTable(err)) throw new BoardinghouseErrors.NOT_MIGRATED(`table public.${SCHEMA_TABLE} or public.${DOMAIN_TABLE} is missing`, { cause: err })
+        // 42703 undefined_column: the library's later migrations (maintenance columns) have not run
+        if (sqlState(err) === '42703') throw new BoardinghouseErrors.NOT_MIGRATED(`a column of public.${SCHEMA_TABLE} is missing (${err instanceof Error ? err.message : String(err)})`, { cause: err })
         throw err
       })
       const schemas = new Map<string, SchemaInfo>()
       for (const r of row?.schemas ?? []) {
-        schemas.set(r.schema_name, { schema: r.schema_name, name: r.name, isActive: r.is_active, createdAt: new Date(r.created_at), updatedAt: new Date(r.updated_at) })
+        schemas.set(r.schema_name, { schema: r.schema_name, name: r.name, isActive: r.is_active, createdAt: new Date(r.created_at), updatedAt: new Date(r.updated_at), maintenance: maintenanceOf(r) })
       }
       const members = new Map<string, Set<string>>()
       for (const r of row?.members ?? []) {

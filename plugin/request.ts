@@ -12,6 +12,8 @@ import { BoardinghouseErrors } from './errors.js'
 import { TEMPLATE_SCHEMA, assertSchemaName } from './names.js'
 import type { Boardinghouse } from './boardinghouse.js'
 import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
+import { isMaintenanceError, maintenanceError, type SchemaMaintenance } from './maintenance.js'
+import type { MaintenanceBypassCheck } from './options.js'
 import { assertSameSite } from './same-site.js'
 import { anonymousAllowed, checkAnonymous, type SchemaResolver } from './resolvers.js'
 import { requireSession, sessionOf } from './session.js'
@@ -28,6 +30,12 @@ export interface BoardinghouseRouteConfig {
   schemaFrom?: SchemaResolver
   /** Refuse the request with FST_BH_NO_SCHEMA (400) when no schema is active. @default false */
   requireSchema?: boolean
+  /**
+   * Run this route in its schema even while the schema is in maintenance (for routes that touch no
+   * tenant table: logout, a status page; the switch route has it, so a user can switch away).
+   * `request.boardinghouse.activate` still refuses a schema in maintenance. @default false
+   */
+  allowMaintenance?: boolean
 }
 
 /** `request.boardinghouse`: the request's view of tenancy. */
@@ -54,6 +62,11 @@ export interface RequestTenancy {
   auditLog: (query?: AuditQuery) => Promise<AuditEntryWithLink[]>
   /** A link to `path` that opens it in `schema` for that one request (same checks; GET only; same-site only). */
   linkTo: (path: string, schema: string | null) => string
+  /**
+   * The active schema's maintenance state, or null (not in maintenance, or no schema). Non-null only
+   * where the request was let in all the same: `maintenanceBypass`, or a route's `allowMaintenance`.
+   */
+  readonly maintenance: SchemaMaintenance | null
 }
 
 export interface AuditEntryWithLink extends AuditEntry {
@@ -74,6 +87,8 @@ export interface RequestOptions {
   sessionSchema: boolean
   /** The `request.log` binding that names the active schema, or false. */
   logBinding: string | false
+  /** Whether a request may enter a schema in maintenance (the `maintenanceBypass` option). @default nobody */
+  maintenanceBypass?: MaintenanceBypassCheck
 }
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
@@ -160,8 +175,24 @@ class Tenancy implements RequestTenancy {
 
   activate (schema: string, options: { persist?: boolean } = {}): TenantInfo {
     const info = this.check(schema)
+    this.assertAvailable(info.schema)
     this.set(info, options.persist === true)
     return info
+  }
+
+  /**
+   * Maintenance mode: throws FST_BH_SCHEMA_MAINTENANCE (503, with its Retry-After) when `schema` is
+   * in maintenance and `maintenanceBypass` does not let this request through. From the snapshot.
+   */
+  assertAvailable (schema: string): void {
+    const maintenance = this.snapshot.schemas.get(schema)?.maintenance ?? null
+    if (maintenance === null || this.options.maintenanceBypass?.(this.request, schema, this.isAdmin) === true) return
+    throw maintenanceError(schema, maintenance)
+  }
+
+  get maintenance (): SchemaMaintenance | null {
+    const schema = this.store.schema
+    return schema === null ? null : this.snapshot.schemas.get(schema)?.maintenance ?? null
   }
 
   deactivate (options: { persist?: boolean } = {}): void {
@@ -263,18 +294,28 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
   /** Step 5: which schema this request runs in, after the checks. */
   function select (request: FastifyRequest, store: TenantStore, tenancy: Tenancy, snapshot: RegistrySnapshot, userId: UserId | null, route: BoardinghouseRouteConfig | undefined, explicit: string | null | undefined): void {
     const linked = explicit === undefined || explicit === null ? linkedSchema(request) : undefined
+    // Maintenance mode: a schema in maintenance answers 503 (after the checks above it: 400, 401, 404,
+    // 403), unless the route allows it or maintenanceBypass lets this request through. The session
+    // keeps its selection: maintenance is temporary.
+    const checkMaintenance = route?.allowMaintenance !== true
     if (explicit !== undefined && explicit !== null) {
       // A resolver made with { anonymous: 'allow' } lets a request without a user into an existing,
       // active schema (no membership to check: there is no user); with a user, the usual checks.
-      tenancy.set(userId === null && anonymousAllowed(request, explicit) ? checkAnonymous(snapshot, explicit) : tenancy.check(explicit), false)
+      const info = userId === null && anonymousAllowed(request, explicit) ? checkAnonymous(snapshot, explicit) : tenancy.check(explicit)
+      if (checkMaintenance) tenancy.assertAvailable(info.schema)
+      tenancy.set(info, false)
     } else if (linked !== undefined) {
       // A link into a schema (audit log): this request only, same checks, and only from this site.
       assertSameSite(request, options.trustedOrigins)
-      tenancy.set(tenancy.check(linked), false)
+      const info = tenancy.check(linked)
+      if (checkMaintenance) tenancy.assertAvailable(info.schema)
+      tenancy.set(info, false)
     } else {
       const selected = options.sessionSchema ? sessionOf(request)?.get('boardinghouseSchema') : undefined
       if (typeof selected === 'string' && selected !== '' && tenancy.allowed(selected)) {
-        tenancy.set(infoOf(snapshot.schemas.get(selected) as SchemaInfo), false)
+        const info = infoOf(snapshot.schemas.get(selected) as SchemaInfo)
+        if (checkMaintenance) tenancy.assertAvailable(info.schema) // refused, not deselected
+        tenancy.set(info, false)
       } else if (selected !== undefined && selected !== null) {
         // Revoked, deactivated, dropped, or never valid: forget it, and run THIS request with no
         // schema. Never auto-select here: the request was meant for the stale schema (a POST for
@@ -284,7 +325,11 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
         // Auto-selection: only when the session holds no selection at all, and only on a safe
         // (GET/HEAD) request, which shows the user where they are before any write can follow.
         const only = tenancy.onlyMembership()
-        if (only !== null) tenancy.set(only, options.sessionSchema && sessionOf(request) !== undefined)
+        if (only !== null) {
+          // selected and kept even when in maintenance: this request is refused, the next one after it ends is not
+          tenancy.set(only, options.sessionSchema && sessionOf(request) !== undefined)
+          if (checkMaintenance) tenancy.assertAvailable(only.schema)
+        }
       }
     }
     if (route?.requireSchema === true && store.schema === null) {
@@ -305,10 +350,16 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
     try {
       pending = resolve(request, store)
     } catch (err) {
-      done(err as Error)
+      refuse(reply, done, err as Error)
       return
     }
     if (pending === undefined) tenantStorage.run(store, done)
-    else pending.then(() => { tenantStorage.run(store, done) }, done)
+    else pending.then(() => { tenantStorage.run(store, done) }, (err: Error) => { refuse(reply, done, err) })
   }
+}
+
+/** Fails the request with `err`; a refusal for maintenance puts its Retry-After on the reply (kept by any error handler). */
+function refuse (reply: FastifyReply, done: HookHandlerDoneFunction, err: Error): void {
+  if (isMaintenanceError(err)) reply.header('retry-after', String(err.retryAfter))
+  done(err)
 }

@@ -15,7 +15,8 @@ import { MIGRATION_LOCK_KEY } from './migrator/index.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { CHANNEL } from './notify.js'
 import { sqlState } from './pg-errors.js'
-import type { SchemaInfo, SchemaRegistry } from './registry.js'
+import { clearMaintenanceOptions, setMaintenanceOptions, type ClearMaintenanceOptions, type MaintenanceBy, type SchemaMaintenance, type SetMaintenanceOptions } from './maintenance.js'
+import { maintenanceOf, type SchemaInfo, type SchemaRegistry } from './registry.js'
 import { transactionConnection } from './sequelize-internals.js'
 
 export interface CreateSchemaOptions {
@@ -92,7 +93,7 @@ function createdRow (results: StatementResults, schema: string): SchemaInfo {
   const row = results.flatMap((r) => r.rows).find((r) => r.bhCreated === schema) as
     { bhCreated: string, name: string, is_active: boolean, created_at: Date, updated_at: Date } | undefined
   if (row === undefined) throw new Error('the registry row was not returned')
-  return { schema: row.bhCreated, name: row.name, isActive: row.is_active, createdAt: row.created_at, updatedAt: row.updated_at }
+  return { schema: row.bhCreated, name: row.name, isActive: row.is_active, createdAt: row.created_at, updatedAt: row.updated_at, maintenance: null }
 }
 
 export class SchemaAdmin {
@@ -326,5 +327,63 @@ export class SchemaAdmin {
       this.emit('membershipRevoked', { schema, userId: String(id) })
     }
     return removed
+  }
+
+  // ---------------------------------------------------------------- maintenance mode (maintenance.ts)
+
+  /**
+   * Puts a schema in maintenance (or changes its retryAfter), in one statement with its notice: the
+   * registry row is locked, updated and the NOTIFY sent in the same transaction. `since` is kept
+   * when the schema already was in maintenance; a 'migrate' set leaves a 'manual' maintenance as it
+   * is (the result says `by: 'manual'`). Emits maintenanceStarted when the schema entered
+   * maintenance. Resolves to the state after the change.
+   */
+  async setMaintenance (schema: string, options: SetMaintenanceOptions = {}): Promise<SchemaMaintenance> {
+    assertSchemaName(schema)
+    const { retryAfter, by } = setMaintenanceOptions(options)
+    const started = { schema, retryAfter, by }
+    const [row] = await this.change<{ since: Date, retryAfter: number | null, by: MaintenanceBy, entered: boolean }>(
+      `WITH target AS (SELECT schema_name, maintenance_by FROM public.${SCHEMA_TABLE} WHERE schema_name = :schema FOR NO KEY UPDATE),
+            updated AS (
+              UPDATE public.${SCHEMA_TABLE} s SET
+                maintenance_since = CASE WHEN target.maintenance_by IS NULL THEN now() ELSE s.maintenance_since END,
+                maintenance_retry_after = CASE WHEN target.maintenance_by = 'manual' AND :by = 'migrate' THEN s.maintenance_retry_after ELSE CAST(:retryAfter AS integer) END,
+                maintenance_by = CASE WHEN target.maintenance_by = 'manual' THEN 'manual' ELSE :by END
+              FROM target WHERE s.schema_name = target.schema_name
+              RETURNING s.maintenance_since, s.maintenance_retry_after, s.maintenance_by, target.maintenance_by IS NULL AS entered)
+       SELECT maintenance_since AS since, maintenance_retry_after AS "retryAfter", maintenance_by AS by, entered,
+              pg_notify(:bhChannel, CASE WHEN entered THEN :bhEvent ELSE :bhNotice END) AS notified FROM updated`,
+      { schema, retryAfter, by, bhEvent: this.notice('maintenanceStarted', started) })
+    if (row === undefined) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    this.deps.registry.invalidate()
+    if (row.entered) this.emit('maintenanceStarted', started)
+    const state = maintenanceOf({ maintenance_since: row.since, maintenance_retry_after: row.retryAfter, maintenance_by: row.by })
+    if (state === null) throw new Error('the maintenance state was not returned')
+    return state
+  }
+
+  /**
+   * Ends a schema's maintenance, in one statement with its notice. `by: 'manual'` (the default)
+   * ends any maintenance, `by: 'migrate'` only one that 'migrate' set. Resolves to whether a
+   * maintenance ended (false: there was none, or a 'manual' one that 'migrate' may not end); emits
+   * maintenanceEnded (with the `by` of the maintenance that ended) when one did.
+   */
+  async clearMaintenance (schema: string, options: ClearMaintenanceOptions = {}): Promise<boolean> {
+    assertSchemaName(schema)
+    const { by } = clearMaintenanceOptions(options)
+    const [row] = await this.change<{ found: boolean, ended: MaintenanceBy | null }>(
+      `WITH target AS (SELECT schema_name, maintenance_by FROM public.${SCHEMA_TABLE} WHERE schema_name = :schema FOR NO KEY UPDATE),
+            cleared AS (
+              UPDATE public.${SCHEMA_TABLE} s SET maintenance_since = NULL, maintenance_retry_after = NULL, maintenance_by = NULL
+              FROM target WHERE s.schema_name = target.schema_name AND target.maintenance_by IS NOT NULL AND (:by = 'manual' OR target.maintenance_by = :by)
+              RETURNING target.maintenance_by AS ended)
+       SELECT EXISTS (SELECT 1 FROM target) AS found, (SELECT ended FROM cleared) AS ended,
+              CASE (SELECT ended FROM cleared) WHEN 'manual' THEN pg_notify(:bhChannel, :bhEndedManual) WHEN 'migrate' THEN pg_notify(:bhChannel, :bhEndedMigrate) END AS notified`,
+      { schema, by, bhEndedManual: this.notice('maintenanceEnded', { schema, by: 'manual' }), bhEndedMigrate: this.notice('maintenanceEnded', { schema, by: 'migrate' }) })
+    if (row?.found !== true) throw new BoardinghouseErrors.SCHEMA_NOT_FOUND(schema)
+    if (row.ended === null) return false
+    this.deps.registry.invalidate()
+    this.emit('maintenanceEnded', { schema, by: row.ended })
+    return true
   }
 }

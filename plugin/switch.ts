@@ -7,6 +7,7 @@ import { parse as parseQuery } from 'node:querystring'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { emitSwitched } from './boardinghouse.js'
 import { BoardinghouseErrors } from './errors.js'
+import { isMaintenanceError } from './maintenance.js'
 import { describe } from './names.js'
 import { assertSameSite } from './same-site.js'
 import { tenancyOf, type TenantInfo } from './request.js'
@@ -70,6 +71,8 @@ export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteO
       })
     }
     instance.post<{ Body: SwitchBody }>(options.path, {
+      // a session whose selection is in maintenance may still switch away (switching into one is refused: activate)
+      config: { boardinghouse: { allowMaintenance: true } },
       schema: {
         body: {
           type: 'object',
@@ -93,7 +96,13 @@ export function registerSwitchRoute (app: FastifyInstance, options: SwitchRouteO
       if (body.schema === undefined || body.schema === null || body.schema === '') {
         tenancy.deactivate({ persist: true })
       } else {
-        selected = tenancy.activate(body.schema, { persist: true })
+        try {
+          selected = tenancy.activate(body.schema, { persist: true })
+        } catch (err) {
+          // into a schema in maintenance: 503 with its Retry-After on the reply (kept by any error handler)
+          if (isMaintenanceError(err)) void reply.header('retry-after', String(err.retryAfter))
+          throw err
+        }
       }
       const to = selected?.schema ?? null
       emitSwitched(request.server.boardinghouse, { schema: to, from, to, userId: String(tenancy.userId) })

@@ -79,6 +79,13 @@ await app.close()
 `,
   'Usage without Fastify': 'console.log(\'README-OK\')\n',
   'Background jobs': 'console.log(\'README-OK\')\n',
+  // maintenance mode: the values the README's comments give
+  'Maintenance mode': `const got = JSON.stringify([state.retryAfter, state.by, state.since instanceof Date, during, admin, count, ended, after])
+if (got !== JSON.stringify([120, 'manual', true, '503 120 FST_BH_SCHEMA_MAINTENANCE', '200 -', 0, true, '200 -'])) throw new Error(got)
+console.log('README-OK')
+await app.close()
+await sequelize.close()
+`,
   // every resolver of the routing example, with the checks their results pass
   'Routing by host, header or path': `await bh.createSchema('globex')
 await bh.grant('globex', 42) // two schemas: no auto-selection when no resolver gives one

@@ -5,10 +5,12 @@
  *   new Worker('reports', withTenant(bh, async (job) => ...), { connection })
  *
  * The context goes into the job's data under `__boardinghouse`; the worker re-checks it and runs
- * the processor in it, or fails the job (unrecoverable: no retries) with the FST_BH_* code.
+ * the processor in it, or fails the job (unrecoverable: no retries) with the FST_BH_* code; a job
+ * whose schema is in maintenance is put back, delayed by the maintenance's Retry-After, and runs
+ * when it is over (no attempt is used up).
  * `bullmq` is an optional peer dependency of this package.
  */
-import { UnrecoverableError, type JobsOptions, type Processor } from 'bullmq'
+import { DelayedError, UnrecoverableError, type Job, type JobsOptions, type Processor } from 'bullmq'
 import { runInJobContext, storedJobContext, withJobContext, type JobContextOptions, type JobTenancy } from '../jobs.js'
 
 export { JOB_CONTEXT_KEY, jobContext, runInJobContext, withJobContext } from '../jobs.js'
@@ -30,6 +32,24 @@ export async function addJob<NameType extends string, DataType extends object, J
   queue: AddsJobs<NameType, DataType, JobType>, name: NameType, data: DataType, opts?: JobsOptions
 ): Promise<JobType> {
   return await queue.add(name, withJobContext(data), opts)
+}
+
+// ---------------------------------------------------------------- maintenance mode: retry later, not a failure
+
+const MAINTENANCE = 'FST_BH_SCHEMA_MAINTENANCE'
+
+/**
+ * A job refused because its schema is in maintenance is retried later, never failed for good: with
+ * the worker's lock token, it is moved back to the delayed set for the maintenance's Retry-After
+ * (BullMQ's manual delay: DelayedError; no attempt is used up); without one (the processor called
+ * by hand), the library's error is thrown as it is, an ordinary (retryable) failure.
+ */
+async function deferred (err: unknown, job: Pick<Job, 'moveToDelayed'>, token: string | undefined): Promise<unknown> {
+  const e = err as { code?: unknown, retryAfter?: unknown, message?: unknown }
+  if (e?.code !== MAINTENANCE || typeof e.retryAfter !== 'number') return null
+  if (token === undefined || typeof job.moveToDelayed !== 'function') return err
+  await job.moveToDelayed(Date.now() + e.retryAfter * 1000, token)
+  return Object.assign(new DelayedError(`${MAINTENANCE}: ${String(e.message)}`), { code: MAINTENANCE, cause: err })
 }
 
 function refusal (err: unknown): unknown {
@@ -59,7 +79,7 @@ export function withTenant<DataType, ResultType, NameType extends string> (
       }, options)
     } catch (err) {
       if (started) throw err
-      throw refusal(err)
+      throw (await deferred(err, job, token)) ?? refusal(err)
     }
   }
 }
