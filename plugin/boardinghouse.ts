@@ -95,7 +95,12 @@ export class Boardinghouse {
       onTemplateChanged: () => { this.clone.templateChanged() },
       auditTargets: () => this.auditTargets(),
       schemaMigratedNotice: (schema, migrations) => encodeNotice(this.changes.id, 'schemaMigrated', { schema, migrations }),
-      onSchemaMigrated: (schema, migrations) => { this.emitLocal('schemaMigrated', { schema, migrations }) }
+      onSchemaMigrated: (schema, migrations) => { this.emitLocal('schemaMigrated', { schema, migrations }) },
+      // maintenance mode around each schema's migration: 'migrate' never changes or ends an operator's ('manual') maintenance
+      maintenance: {
+        enter: async (schema, retryAfter) => { await this.setMaintenance(schema, { by: 'migrate', ...(retryAfter !== undefined ? { retryAfter } : {}) }) },
+        leave: async (schema) => { await this.clearMaintenance(schema, { by: 'migrate' }) }
+      }
     })
     this.changes = new ChangeListener({ sequelize, onChange: () => { this.forget() }, onEvent: (event) => { this.emitRemote(event) } })
     this.admin = new SchemaAdmin({
