@@ -51,7 +51,9 @@ export const BoardinghouseErrors = {
   INVALID_TENANT_HEADER: define('FST_BH_INVALID_TENANT_HEADER', 'Invalid %s header: %s', 400),
   DOMAIN_TAKEN: define('FST_BH_DOMAIN_TAKEN', 'Host "%s" is already mapped to another schema', 409),
   CREATE_HOOK_FAILED: define('FST_BH_CREATE_HOOK_FAILED', 'The creation hook of schema "%s" failed, nothing was created: %s', 500),
-  DROP_REFUSED: define('FST_BH_DROP_REFUSED', 'Dropping schema "%s" was refused by a beforeDrop hook, nothing changed: %s', 409)
+  DROP_REFUSED: define('FST_BH_DROP_REFUSED', 'Dropping schema "%s" was refused by a beforeDrop hook, nothing changed: %s', 409),
+  // pending schemas (plugin/pending.ts)
+  PENDING_FILL_FAILED: define('FST_BH_PENDING_FILL_FAILED', 'Filling the pending schemas failed (the spares made so far are kept): %s', 500)
 } as const
 
 export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`
