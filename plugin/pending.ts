@@ -65,7 +65,7 @@ function spareName (): string {
 
 /** Serialises the fills of every process (transaction-level): each counts the ready spares under it. */
 const PENDING_LOCK_KEY = 0x62687064 // 'bhpd'
-/** Bump when fingerprintSql changes: spares fingerprinted the old way become stale (re-cloned), not "tampered". */
+/** Bump with a migration replacing boardinghouse_pending_fingerprint: spares fingerprinted the old way become stale (re-cloned), not "tampered". */
 const FINGERPRINT_FORMAT = '1'
 /** Spares a background refill run creates at most (it runs again while creations keep coming). */
 export const REFILL_BATCH = 10
@@ -79,114 +79,27 @@ const MIGRATING_STATE = 'BHMIG'
 /** The version a spare must have to be claimed: the template's (ledger and generation), the clone DDL's format, the fingerprint's. */
 const CURRENT_VERSION_SQL = `((${TEMPLATE_VERSION_SQL}) || ${quoteLiteral(`:${CLONE_FORMAT}:${FINGERPRINT_FORMAT}`)})`
 
-/**
- * A scalar SQL expression: the fingerprint of the schema whose pg_namespace OID `ns` (an SQL
- * expression) gives, or NULL when there is none. Every catalog row of the schema's objects counts by
- * its catalog, OID and xmin (a row changed by any DDL gets a new xmin; VACUUM and ANALYZE update
- * their columns in place and do not), plus the main-fork size of its tables (0 until a row is
- * written) and its sequences' state (NULL until nextval).
- */
-export function fingerprintSql (ns: string): string {
-  const rels = `SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = ${ns}`
-  const objects = [
-    rels,
-    `SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = ${ns}`,
-    `SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${ns}`,
-    `SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.connamespace = ${ns}`,
-    `SELECT g.oid FROM pg_catalog.pg_trigger g WHERE g.tgrelid IN (${rels})`,
-    `SELECT o.oid FROM pg_catalog.pg_policy o WHERE o.polrelid IN (${rels})`,
-    `SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (${rels})`,
-    `SELECT s.oid FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ${ns}`
-  ].join(' UNION ALL ')
-  const rows = [
-    `SELECT 'n' || n.oid || ':' || n.xmin AS r FROM pg_catalog.pg_namespace n WHERE n.oid = ${ns}`,
-    `SELECT 'c' || c.oid || ':' || c.xmin FROM pg_catalog.pg_class c WHERE c.relnamespace = ${ns}`,
-    `SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin FROM pg_catalog.pg_attribute a WHERE a.attrelid IN (${rels})`,
-    `SELECT 'd' || d.oid || ':' || d.xmin FROM pg_catalog.pg_attrdef d WHERE d.adrelid IN (${rels})`,
-    `SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_catalog.pg_index i WHERE i.indrelid IN (${rels})`,
-    `SELECT 'q' || q.seqrelid || ':' || q.xmin FROM pg_catalog.pg_sequence q WHERE q.seqrelid IN (${rels})`,
-    `SELECT 't' || t.oid || ':' || t.xmin FROM pg_catalog.pg_type t WHERE t.typnamespace = ${ns}`,
-    `SELECT 'e' || e.oid || ':' || e.xmin FROM pg_catalog.pg_enum e WHERE e.enumtypid IN (SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = ${ns})`,
-    `SELECT 'p' || p.oid || ':' || p.xmin FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${ns}`,
-    `SELECT 'k' || k.oid || ':' || k.xmin FROM pg_catalog.pg_constraint k WHERE k.connamespace = ${ns}`,
-    `SELECT 'g' || g.oid || ':' || g.xmin FROM pg_catalog.pg_trigger g WHERE g.tgrelid IN (${rels})`,
-    `SELECT 'o' || o.oid || ':' || o.xmin FROM pg_catalog.pg_policy o WHERE o.polrelid IN (${rels})`,
-    `SELECT 'r' || r.oid || ':' || r.xmin FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (${rels})`,
-    `SELECT 's' || s.oid || ':' || s.xmin FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ${ns}`,
-    `SELECT 'm' || m.classoid || '.' || m.objoid || '.' || m.objsubid || ':' || m.xmin FROM pg_catalog.pg_description m WHERE m.objoid IN (${objects})`,
-    `SELECT 'x' || x.objid || '.' || x.objsubid || '>' || x.refclassid || '.' || x.refobjid || '.' || x.refobjsubid || x.deptype::text
-       FROM pg_catalog.pg_depend x WHERE x.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND x.objid IN (${rels})`,
-    `SELECT 'D' || c.oid || ':' || pg_catalog.pg_relation_size(c.oid) FROM pg_catalog.pg_class c WHERE c.relnamespace = ${ns} AND c.relkind IN ('r', 'm')`,
-    `SELECT 'S' || c.oid || ':' || coalesce(pg_catalog.pg_sequence_last_value(c.oid)::text, '-') FROM pg_catalog.pg_class c WHERE c.relnamespace = ${ns} AND c.relkind = 'S'`
-  ].join('\n    UNION ALL ')
-  return `(SELECT pg_catalog.md5(pg_catalog.string_agg(f.r, ',' ORDER BY f.r)) FROM (\n    ${rows}) f)`
-}
-
-/** The pg_namespace OID of the schema named by `name` (an SQL expression). */
-function namespaceOf (name: string): string {
-  return `(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = ${name})`
-}
-
-/**
- * The query that picks the spare a claim takes: the oldest of the current version whose row no
- * other transaction holds (`FOR UPDATE SKIP LOCKED`). `lock: false` exists for the test that shows
- * the lock matters (two claims then pick the same spare). `into` is PL/pgSQL's INTO clause.
- */
-export function pickSpareSql (version: string, lock = true, into = ''): string {
-  return `SELECT p.schema_name, p.fingerprint, p.rewrites${into} FROM public.${PENDING_TABLE} p
-    WHERE p.template_version = ${version} ORDER BY p.created_at, p.schema_name LIMIT 1${lock ? ' FOR UPDATE SKIP LOCKED' : ''}`
+/** The fingerprint of the schema named by `name` (an SQL expression), NULL for none (the migration's function). */
+function fingerprintOf (name: string): string {
+  return `public.boardinghouse_pending_fingerprint((SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = ${name}))`
 }
 
 /** The claim's condition, for the creation transaction's registry, ledger and notice statements. */
 export const CLAIMED_CONDITION = "pg_catalog.current_setting('boardinghouse.claimed', true) <> ''"
 
-/** The claim's outcome, read back by its column aliases. */
-export const CLAIM_RESULT_SQL = `SELECT pg_catalog.current_setting('boardinghouse.claimed', true) AS "bhClaimed",
-  pg_catalog.current_setting('boardinghouse.discarded', true) AS "bhDiscarded"`
-
 /**
  * The claim's statements, for a creation transaction (after its BEGIN): wait for a migrate in
- * progress (as a clone does), then claim a spare of the template's current version as `schema`,
- * discarding up to CLAIM_EXAMINE spares that fail their check. Sets `boardinghouse.claimed` (the
- * spare's former name, or '' for none) and `boardinghouse.discarded` for the rest of the transaction.
+ * progress (as a clone does), then claim a spare of the template's current version as `schema`
+ * (`boardinghouse_claim_pending`, migrations/20260106000000-boardinghouse-pending.js), discarding
+ * up to CLAIM_EXAMINE spares that fail their check. Its row carries the outcome (`readClaim`), and
+ * `boardinghouse.claimed` is set for the rest of the transaction.
  */
 export function claimStatements (schema: string): string[] {
   return [
-    'SET LOCAL search_path = pg_catalog, public',
     `SELECT pg_catalog.pg_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY})`,
-    `DO $bh$
-DECLARE
-  v_target text := ${quoteLiteral(schema)};
-  v_version text := ${CURRENT_VERSION_SQL};
-  v_spare record;
-  v_ns oid;
-  v_rw record;
-  v_discarded text[] := '{}';
-BEGIN
-  PERFORM pg_catalog.set_config('boardinghouse.claimed', '', true);
-  FOR v_i IN 1..${CLAIM_EXAMINE} LOOP
-    ${pickSpareSql('v_version', true, ' INTO v_spare')};
-    EXIT WHEN NOT FOUND;
-    v_ns := ${namespaceOf('v_spare.schema_name')};
-    IF v_ns IS NULL OR ${fingerprintSql('v_ns')} IS DISTINCT FROM v_spare.fingerprint THEN
-      EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', v_spare.schema_name);
-      DELETE FROM public.${PENDING_TABLE} WHERE schema_name = v_spare.schema_name;
-      v_discarded := v_discarded || v_spare.schema_name::text;
-      CONTINUE;
-    END IF;
-    EXECUTE pg_catalog.format('ALTER SCHEMA %I RENAME TO %I', v_spare.schema_name, v_target);
-    FOR v_rw IN SELECT (x ->> 'fn')::oid AS fn,
-          ARRAY(SELECT e.piece FROM pg_catalog.jsonb_array_elements_text(x -> 'pieces') WITH ORDINALITY AS e(piece, i) ORDER BY e.i) AS pieces
-        FROM pg_catalog.jsonb_array_elements(v_spare.rewrites) AS x LOOP
-      EXECUTE 'ALTER ROUTINE ' || v_rw.fn::pg_catalog.regprocedure::text || ' SET search_path TO '
-        || pg_catalog.array_to_string(v_rw.pieces, pg_catalog.quote_ident(v_target));
-    END LOOP;
-    DELETE FROM public.${PENDING_TABLE} WHERE schema_name = v_spare.schema_name;
-    PERFORM pg_catalog.set_config('boardinghouse.claimed', v_spare.schema_name, true);
-    EXIT;
-  END LOOP;
-  PERFORM pg_catalog.set_config('boardinghouse.discarded', pg_catalog.array_to_string(v_discarded, ','), true);
-END $bh$`
+    `SELECT c.claimed AS "bhClaimed", pg_catalog.array_to_string(c.discarded, ',') AS "bhDiscarded"
+     FROM public.boardinghouse_claim_pending(${quoteLiteral(schema)}, ${CURRENT_VERSION_SQL}, ${CLAIM_EXAMINE}) c`,
+    'SET LOCAL search_path = public'
   ]
 }
 
@@ -293,11 +206,11 @@ export async function readPendingState (sequelize: Sequelize): Promise<PendingPo
     let rows: Array<Record<string, unknown>>
     try {
       rows = await run(connection, [
-        `SELECT 'spare' AS kind, p.schema_name AS schema, p.created_at,
-           CASE WHEN p.template_version IS DISTINCT FROM v.version THEN 'stale'
-                WHEN ${fingerprintSql(namespaceOf('p.schema_name'))} IS NOT DISTINCT FROM p.fingerprint THEN 'ready'
+        `SELECT 'spare' AS kind, bh_spare.schema_name AS schema, bh_spare.created_at,
+           CASE WHEN bh_spare.template_version IS DISTINCT FROM bh_current.version THEN 'stale'
+                WHEN ${fingerprintOf('bh_spare.schema_name')} IS NOT DISTINCT FROM bh_spare.fingerprint THEN 'ready'
                 ELSE 'tampered' END AS state
-         FROM public.${PENDING_TABLE} p, (SELECT ${CURRENT_VERSION_SQL} AS version) v
+         FROM public.${PENDING_TABLE} bh_spare, (SELECT ${CURRENT_VERSION_SQL} AS version) bh_current
          UNION ALL
          SELECT 'orphan', n.nspname::text, NULL, NULL FROM pg_catalog.pg_namespace n
          WHERE n.nspname ~ ${PENDING_NAME_SQL} AND NOT EXISTS (SELECT 1 FROM public.${PENDING_TABLE} p WHERE p.schema_name = n.nspname::text)
@@ -542,7 +455,7 @@ END $bh$`,
           renderCloneDDL(ddl, name),
           'SET LOCAL search_path = pg_catalog, public',
           `SELECT p.oid::text AS "bhFn", c.entry AS "bhConfig" FROM pg_catalog.pg_proc p, pg_catalog.unnest(p.proconfig) AS c(entry)
-           WHERE p.pronamespace = ${namespaceOf(quoteLiteral(name))} AND c.entry LIKE 'search\\_path=%'`
+           WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = ${quoteLiteral(name)}) AND c.entry LIKE 'search\\_path=%'`
         ])
         const rewrites: Array<{ fn: string, pieces: string[] }> = []
         for (const r of configs) {
@@ -552,7 +465,7 @@ END $bh$`,
         }
         await run(connection, [
           `INSERT INTO public.${PENDING_TABLE} (schema_name, template_version, fingerprint, rewrites)
-           VALUES (${quoteLiteral(name)}, ${CURRENT_VERSION_SQL}, ${fingerprintSql(namespaceOf(quoteLiteral(name)))}, ${quoteLiteral(JSON.stringify(rewrites))}::jsonb)`,
+           VALUES (${quoteLiteral(name)}, ${CURRENT_VERSION_SQL}, ${fingerprintOf(quoteLiteral(name))}, ${quoteLiteral(JSON.stringify(rewrites))}::jsonb)`,
           'COMMIT'
         ])
         return { created: true, ready: ready + 1 }

@@ -14,7 +14,7 @@ import { encodeNotice, type EventKey, type NoticeKind } from './events.js'
 import { MIGRATION_LOCK_KEY } from './migrator/index.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { CHANNEL } from './notify.js'
-import { CLAIM_RESULT_SQL, CLAIMED_CONDITION, claimStatements, readClaim, type PendingPool } from './pending.js'
+import { CLAIMED_CONDITION, claimStatements, readClaim, type PendingPool } from './pending.js'
 import { sqlState } from './pg-errors.js'
 import type { SchemaInfo, SchemaRegistry } from './registry.js'
 import { transactionConnection } from './sequelize-internals.js'
@@ -175,7 +175,7 @@ export class SchemaAdmin {
    */
   private async claim (pending: PendingPool, schema: string, displayName: string, hooks: readonly CreateHook[]): Promise<SchemaInfo | null> {
     const { sequelize } = this.deps
-    const statements = [...claimStatements(schema), ...this.registerStatements(schema, displayName, CLAIMED_CONDITION), CLAIM_RESULT_SQL]
+    const statements = [...claimStatements(schema), ...this.registerStatements(schema, displayName, CLAIMED_CONDITION)]
     const outcome = (results: StatementResults): SchemaInfo | null => {
       pending.claimed(readClaim(results.flatMap((r) => r.rows)))
       return registeredRow(results, schema)
