@@ -64,7 +64,7 @@ function spareName (): string {
 }
 
 /** Serialises the fills of every process (transaction-level): each counts the ready spares under it. */
-const PENDING_LOCK_KEY = 0x62687064 // 'bhpd'
+export const PENDING_LOCK_KEY = 0x62687064 // 'bhpd'
 /** Bump with a migration replacing boardinghouse_pending_fingerprint: spares fingerprinted the old way become stale (re-cloned), not "tampered". */
 const FINGERPRINT_FORMAT = '1'
 /** Spares a background refill run creates at most (it runs again while creations keep coming). */
