@@ -28,43 +28,58 @@ export async function up ({ context }) {
     -- Every catalog row of the schema's objects by catalog, OID and xmin (DDL of any kind gives a row a
     -- new xmin; VACUUM and ANALYZE update theirs in place and do not), the main-fork size of its tables
     -- and materialized views (0 until a row is written) and its sequences' state (NULL until nextval).
-    -- NULL for no schema.
+    -- NULL for no schema. The objects are found by index only (pg_class, pg_type, pg_proc and
+    -- pg_constraint have no index by namespace, and grow with every tenant): what depends on the
+    -- namespace in pg_depend (relations, types, routines, statistics: anything created in it), then
+    -- what hangs on those relations and types (indexes, columns, defaults, constraints, triggers,
+    -- policies, rules, row types).
     CREATE FUNCTION public.boardinghouse_pending_fingerprint(ns oid) RETURNS text
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $fn$
     DECLARE
+      tabs oid[];
       rels oid[];
-      objs oid[];
+      types oid[];
+      procs oid[];
+      stats oid[];
+      cons oid[];
+      trgs oid[];
+      pols oid[];
+      rules oid[];
     BEGIN
       IF ns IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = ns) THEN RETURN NULL; END IF;
-      rels := ARRAY(SELECT c.oid FROM pg_class c WHERE c.relnamespace = ns);
-      objs := rels
-        || ARRAY(SELECT t.oid FROM pg_type t WHERE t.typnamespace = ns)
-        || ARRAY(SELECT p.oid FROM pg_proc p WHERE p.pronamespace = ns)
-        || ARRAY(SELECT k.oid FROM pg_constraint k WHERE k.connamespace = ns)
-        || ARRAY(SELECT g.oid FROM pg_trigger g WHERE g.tgrelid = ANY (rels))
-        || ARRAY(SELECT o.oid FROM pg_policy o WHERE o.polrelid = ANY (rels))
-        || ARRAY(SELECT r.oid FROM pg_rewrite r WHERE r.ev_class = ANY (rels))
-        || ARRAY(SELECT s.oid FROM pg_statistic_ext s WHERE s.stxnamespace = ns);
+      tabs := ARRAY(SELECT d.objid FROM pg_depend d WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns AND d.classid = 'pg_class'::regclass);
+      rels := tabs || ARRAY(SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = ANY (tabs));
+      types := ARRAY(SELECT d.objid FROM pg_depend d WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns AND d.classid = 'pg_type'::regclass)
+        || ARRAY(SELECT c.reltype FROM pg_class c WHERE c.oid = ANY (tabs) AND c.reltype <> 0);
+      procs := ARRAY(SELECT d.objid FROM pg_depend d WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns AND d.classid = 'pg_proc'::regclass);
+      stats := ARRAY(SELECT d.objid FROM pg_depend d WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns AND d.classid = 'pg_statistic_ext'::regclass);
+      cons := ARRAY(SELECT k.oid FROM pg_constraint k WHERE k.conrelid = ANY (tabs)) || ARRAY(SELECT k.oid FROM pg_constraint k WHERE k.contypid = ANY (types));
+      trgs := ARRAY(SELECT g.oid FROM pg_trigger g WHERE g.tgrelid = ANY (tabs));
+      pols := ARRAY(SELECT o.oid FROM pg_policy o WHERE o.polrelid = ANY (tabs));
+      rules := ARRAY(SELECT r.oid FROM pg_rewrite r WHERE r.ev_class = ANY (tabs));
       RETURN (SELECT md5(string_agg(f.r, ',' ORDER BY f.r)) FROM (
         SELECT 'n' || n.oid || ':' || n.xmin AS r FROM pg_namespace n WHERE n.oid = ns
+        UNION ALL SELECT 'N' || d.classid || '.' || d.objid || '.' || d.objsubid || d.deptype::text FROM pg_depend d
+          WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns
         UNION ALL SELECT 'c' || c.oid || ':' || c.xmin FROM pg_class c WHERE c.oid = ANY (rels)
         UNION ALL SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin FROM pg_attribute a WHERE a.attrelid = ANY (rels)
-        UNION ALL SELECT 'd' || d.oid || ':' || d.xmin FROM pg_attrdef d WHERE d.adrelid = ANY (rels)
-        UNION ALL SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_index i WHERE i.indrelid = ANY (rels)
-        UNION ALL SELECT 'q' || q.seqrelid || ':' || q.xmin FROM pg_sequence q WHERE q.seqrelid = ANY (rels)
-        UNION ALL SELECT 't' || t.oid || ':' || t.xmin FROM pg_type t WHERE t.typnamespace = ns
-        UNION ALL SELECT 'e' || e.oid || ':' || e.xmin FROM pg_enum e WHERE e.enumtypid = ANY (objs)
-        UNION ALL SELECT 'p' || p.oid || ':' || p.xmin FROM pg_proc p WHERE p.pronamespace = ns
-        UNION ALL SELECT 'k' || k.oid || ':' || k.xmin FROM pg_constraint k WHERE k.connamespace = ns
-        UNION ALL SELECT 'g' || g.oid || ':' || g.xmin FROM pg_trigger g WHERE g.tgrelid = ANY (rels)
-        UNION ALL SELECT 'o' || o.oid || ':' || o.xmin FROM pg_policy o WHERE o.polrelid = ANY (rels)
-        UNION ALL SELECT 'r' || r.oid || ':' || r.xmin FROM pg_rewrite r WHERE r.ev_class = ANY (rels)
-        UNION ALL SELECT 's' || s.oid || ':' || s.xmin FROM pg_statistic_ext s WHERE s.stxnamespace = ns
-        UNION ALL SELECT 'm' || m.classoid || '.' || m.objoid || '.' || m.objsubid || ':' || m.xmin FROM pg_description m WHERE m.objoid = ANY (objs)
+        UNION ALL SELECT 'd' || d.oid || ':' || d.xmin FROM pg_attrdef d WHERE d.adrelid = ANY (tabs)
+        UNION ALL SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_index i WHERE i.indrelid = ANY (tabs)
+        UNION ALL SELECT 'q' || q.seqrelid || ':' || q.xmin FROM pg_sequence q WHERE q.seqrelid = ANY (tabs)
+        UNION ALL SELECT 't' || t.oid || ':' || t.xmin FROM pg_type t WHERE t.oid = ANY (types)
+        UNION ALL SELECT 'e' || e.oid || ':' || e.xmin FROM pg_enum e WHERE e.enumtypid = ANY (types)
+        UNION ALL SELECT 'p' || p.oid || ':' || p.xmin FROM pg_proc p WHERE p.oid = ANY (procs)
+        UNION ALL SELECT 'k' || k.oid || ':' || k.xmin FROM pg_constraint k WHERE k.oid = ANY (cons)
+        UNION ALL SELECT 'g' || g.oid || ':' || g.xmin FROM pg_trigger g WHERE g.oid = ANY (trgs)
+        UNION ALL SELECT 'o' || o.oid || ':' || o.xmin FROM pg_policy o WHERE o.oid = ANY (pols)
+        UNION ALL SELECT 'r' || r.oid || ':' || r.xmin FROM pg_rewrite r WHERE r.oid = ANY (rules)
+        UNION ALL SELECT 's' || s.oid || ':' || s.xmin FROM pg_statistic_ext s WHERE s.oid = ANY (stats)
+        UNION ALL SELECT 'm' || m.classoid || '.' || m.objoid || '.' || m.objsubid || ':' || m.xmin FROM pg_description m
+          WHERE m.objoid = ANY (rels || types || procs || stats || cons || trgs || pols || rules)
         UNION ALL SELECT 'x' || x.objid || '.' || x.objsubid || '>' || x.refclassid || '.' || x.refobjid || '.' || x.refobjsubid || x.deptype::text
           FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = ANY (rels)
-        UNION ALL SELECT 'D' || c.oid || ':' || pg_relation_size(c.oid) FROM pg_class c WHERE c.oid = ANY (rels) AND c.relkind IN ('r', 'm')
-        UNION ALL SELECT 'S' || c.oid || ':' || coalesce(pg_sequence_last_value(c.oid)::text, '-') FROM pg_class c WHERE c.oid = ANY (rels) AND c.relkind = 'S'
+        UNION ALL SELECT 'D' || c.oid || ':' || pg_relation_size(c.oid) FROM pg_class c WHERE c.oid = ANY (tabs) AND c.relkind IN ('r', 'm')
+        UNION ALL SELECT 'S' || c.oid || ':' || coalesce(pg_sequence_last_value(c.oid)::text, '-') FROM pg_class c WHERE c.oid = ANY (tabs) AND c.relkind = 'S'
       ) f);
     END
     $fn$;
