@@ -32,9 +32,11 @@ export async function up ({ context }) {
     -- pg_constraint have no index by namespace, and grow with every tenant): what depends on the
     -- namespace in pg_depend (relations, types, routines, statistics: anything created in it), then
     -- what hangs on those relations and types (indexes, columns, defaults, constraints, triggers,
-    -- policies, rules, row types).
+    -- policies, rules, row types). enable_seqscan is off for its queries: every one has an index, and
+    -- a catalog's stale statistics (pg_trigger after a thousand tenants were created) made the planner
+    -- scan the whole catalog instead (15 ms instead of 0.5).
     CREATE FUNCTION public.boardinghouse_pending_fingerprint(ns oid) RETURNS text
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $fn$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog SET enable_seqscan = off AS $fn$
     DECLARE
       tabs oid[];
       rels oid[];
