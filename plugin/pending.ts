@@ -40,7 +40,8 @@
  *   in the background, off the request, one spare per transaction on one pooled connection at a
  *   time, at most REFILL_BATCH spares per run (a run is started again while creations keep
  *   coming). Fills of all processes are serialised by an advisory lock and count the ready spares
- *   under it: the pool is topped up to N, never past it, and a refill is idempotent. A refill's
+ *   under it: the pool is topped up to N, never past it, and a refill is idempotent; a background
+ *   refill skips (quietly) while a migrate or another process's fill holds its lock. A refill's
  *   failure is reported (`pendingError`), never thrown to a request. `fillPending(n)` fills the
  *   whole way, waiting for a migrate in progress.
  */
@@ -73,7 +74,7 @@ export const REFILL_BATCH = 10
 const DROP_BATCH = 4
 /** Spares a claim examines at most (each failed check discards one) before it gives up and the creation clones. */
 const CLAIM_EXAMINE = 4
-/** SQLSTATE raised inside a background fill when a migrate holds the migration lock: the run stops, quietly. */
+/** SQLSTATE raised inside a background fill when a migrate holds the migration lock, or another fill the fill lock: the run stops, quietly. */
 const MIGRATING_STATE = 'BHMIG'
 
 /** The version a spare must have to be claimed: the template's (ledger and generation), the clone DDL's format, the fingerprint's. */
@@ -428,7 +429,8 @@ END $bh$`,
   /**
    * One transaction: under the fill lock, counts the ready spares and, below `target`, clones one
    * (the clone DDL of the template's current version, rendered with its internal name), records its
-   * version, fingerprint and search_path rewrites. Null: a migrate is running (background only).
+   * version, fingerprint and search_path rewrites. Null: a migrate or another fill is running
+   * (background only).
    */
   private async fillOne (connection: RawConnection, target: number, background: boolean): Promise<{ created: boolean, ready: number } | null> {
     for (let attempt = 0; ; attempt++) {
@@ -439,7 +441,11 @@ END $bh$`,
           'BEGIN',
           'SET LOCAL search_path = pg_catalog, public',
           this.migrationLock(background),
-          `SELECT pg_catalog.pg_advisory_xact_lock(${PENDING_LOCK_KEY})`,
+          // a background fill never waits for another process's fill: that one tops the pool up
+          background
+            ? `DO $bh$ BEGIN IF NOT pg_catalog.pg_try_advisory_xact_lock(${PENDING_LOCK_KEY}) THEN
+                 RAISE EXCEPTION 'another process is filling the pool' USING ERRCODE = '${MIGRATING_STATE}'; END IF; END $bh$`
+            : `SELECT pg_catalog.pg_advisory_xact_lock(${PENDING_LOCK_KEY})`,
           templateVersionCheck(version),
           `SELECT count(*)::int AS "bhReady" FROM public.${PENDING_TABLE} WHERE template_version = ${CURRENT_VERSION_SQL}`
         ])

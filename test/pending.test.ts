@@ -561,10 +561,31 @@ test('pendingSchemas and fillPending refuse what the pool cannot hold; a backgro
   assert.equal((x?.created ?? 0) + (y?.created ?? 0), 2)
   assert.equal((await assertConsistent(client)).length, REFILL_BATCH + 4)
 
+  await t.test('a background refill skips, quietly, while another process fills', async () => {
+    const filler = make({ pendingSchemas: 20 }) // more than are ready: its refill has work to do
+    const problems: string[] = []
+    filler.on('pendingError', (e) => { problems.push(e.error.message) })
+    const other = await connect(t, url)
+    await other.query(`SELECT pg_advisory_lock(${PENDING_LOCK_KEY})`)
+    const before = (await spares(client)).length
+    assert.ok(before < 20)
+    await filler.createSchema('second') // a claim: it takes no fill lock
+    await idle(filler)
+    assert.equal((await spares(client)).length, before - 1, 'no refill while the other fill holds the lock')
+    assert.deepEqual(problems, [])
+    await other.query(`SELECT pg_advisory_unlock(${PENDING_LOCK_KEY})`)
+    // negative control: without the other fill, the same refill runs
+    await filler.createSchema('third')
+    await idle(filler)
+    assert.equal((await spares(client)).length, 20)
+    await other.end()
+  })
+
   await t.test('negative control: without the fill lock, two fills both count the same room; with it, the second waits', async () => {
     const a = await connect(t, url)
     const b = await connect(t, url)
     const count = 'SELECT count(*)::int AS n FROM public.boardinghouse_pending'
+    assert.equal((await a.query(count)).rows[0].n, 20)
     await a.query('BEGIN')
     await b.query('BEGIN')
     assert.equal((await a.query(count)).rows[0].n, (await b.query(count)).rows[0].n, 'both would create the same missing spares')
