@@ -1,7 +1,9 @@
 /**
  * bench:create: how long `createSchema` takes with the 26-table fixture template
  * (test/fixtures/bench-tenant-template.sql, DESIGN.md §3), at ~0 and at 1,000 tenants, against
- * the baseline of bringing a fresh schema to the same state by running the tenant migration.
+ * the baseline of bringing a fresh schema to the same state by running the tenant migration; and
+ * with a pending schema ready (option pendingSchemas: createSchema claims a spare, a rename), against
+ * the clone measured in the same run, plus the background refill's rate while requests run.
  *
  *   npm run bench:create        (DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/postgres;
  *                                BENCH_TENANTS=100 for a quick smoke run instead of 1,000)
@@ -18,7 +20,7 @@ import { runWithSchema } from '../plugin/context.js'
 import { TEMPLATE_SCHEMA, quoteIdent } from '../plugin/names.js'
 import { SequelizeWithDataTypes, type MigrationContext } from '../plugin/migrator/index.js'
 import { GUARD_TRIGGER_PREFIX } from '../plugin/clone/index.js'
-import { log, makeSequelize, median, migrationFolder, percentile, promisePool, round1, runBench, serverVersion, timed, withBenchDatabase, elapsedSeconds, tenantCount, createSchemaTolerant } from './common.js'
+import { log, makeSequelize, median, migrationFolder, percentile, promisePool, round1, round2, runBench, serverVersion, timed, withBenchDatabase, elapsedSeconds, tenantCount, createSchemaTolerant } from './common.js'
 
 const TEMPLATE_SQL = fileURLToPath(new URL('../test/fixtures/bench-tenant-template.sql', import.meta.url))
 const PUBLIC_SQL = fileURLToPath(new URL('../test/fixtures/bench-public.sql', import.meta.url))
@@ -28,6 +30,11 @@ const SERIAL_RUNS = 30
 const BASELINE_RUNS = 10
 const TARGET_TENANTS = tenantCount()
 const FILL_CONCURRENCY = 2
+/** Spares kept ready for the pending runs, and spares cloned for the refill-rate measurement. */
+const PENDING_POOL = 5
+const REFILL_SPARES = 20
+/** Request workers while the refill runs (the pool has 5 connections: the refill takes one). */
+const REQUEST_WORKERS = 4
 
 /**
  * The one tenant migration: reads the fixture and runs it as one raw query. The migrator runs it
@@ -132,6 +139,58 @@ async function alternate (bh: Boardinghouse, sequelize: Sequelize, migration: Mi
   return { clone, baseline, baselineDiffs }
 }
 
+/**
+ * `count` serial createSchema calls on `bh` (pendingSchemas set), each with a spare ready: the pool
+ * is topped up (and the refill the previous claim started is waited for) before each, untimed.
+ * Fails unless every call was a claim.
+ */
+async function pendingRuns (bh: Boardinghouse, prefix: string, count: number): Promise<number[]> {
+  const ms: number[] = []
+  const claimedBefore = (await bh.pendingStatus()).claimed
+  for (let i = 0; i < count; i++) {
+    // the refill the previous claim scheduled runs after this fill; the second fill waits for it:
+    // nothing of the pool runs during the timed claim
+    await bh.fillPending()
+    await new Promise((resolve) => setImmediate(resolve))
+    await bh.fillPending()
+    ms.push((await timed(async () => await bh.createSchema(`${prefix}_${String(i).padStart(3, '0')}`))).ms)
+  }
+  const claimed = (await bh.pendingStatus()).claimed - claimedBefore
+  if (claimed !== count) throw new Error(`pending runs: ${claimed} of ${count} creations claimed a spare`)
+  await bh.fillPending()
+  return ms
+}
+
+/** The claim's check of one spare (boardinghouse_pending_fingerprint), median of 20, ms. */
+async function claimCheckMs (sequelize: Sequelize): Promise<number> {
+  const [spare] = await runWithSchema(null, async () => await sequelize.query<{ oid: string }>(
+    'SELECT n.oid::text AS oid FROM public.boardinghouse_pending p JOIN pg_namespace n ON n.nspname = p.schema_name LIMIT 1', { type: QueryTypes.SELECT }))
+  if (spare === undefined) throw new Error('no spare to check')
+  const ms: number[] = []
+  for (let i = 0; i < 20; i++) {
+    ms.push((await timed(async () => await runWithSchema(null, async () => await sequelize.query(
+      `SELECT public.boardinghouse_pending_fingerprint(${Number(spare.oid)}::oid)`, { type: QueryTypes.SELECT })))).ms)
+  }
+  return median(ms)
+}
+
+/** Runs REQUEST_WORKERS request loops (a tenant query each, random tenants) until `stop()`; resolves to the requests done. */
+function requestLoad (bh: Boardinghouse, sequelize: Sequelize, tenants: string[]): { stop: () => Promise<number> } {
+  let running = true
+  let done = 0
+  const worker = async (lane: number): Promise<void> => {
+    let i = lane
+    while (running) {
+      const schema = tenants[(i * 7919) % tenants.length] as string
+      i++
+      await bh.runInSchema(schema, async () => await sequelize.query('SELECT count(*) FROM users', { type: QueryTypes.SELECT }))
+      done++
+    }
+  }
+  const workers = Promise.all(Array.from({ length: REQUEST_WORKERS }, async (_, lane) => { await worker(lane) }))
+  return { stop: async () => { running = false; await workers; return done } }
+}
+
 runBench('bench:create', async () => {
   const result = await withBenchDatabase(async (url) => {
     const sequelize = makeSequelize(url, 5)
@@ -168,6 +227,17 @@ runBench('bench:create', async () => {
       log(`migrations baseline x${low.baseline.length}: p50 ${fmt(migP50)} (min ${fmt(Math.min(...low.baseline))}, max ${fmt(Math.max(...low.baseline))}); compare_to_template on one: ${low.baselineDiffs} difference(s)`)
       log(`ratio migrations/clone: ${(migP50 / p50).toFixed(2)}`)
 
+      // (1b) The same with a pending schema ready: a claim instead of a clone.
+      const pendingBh = new Boardinghouse({ sequelize, tenantMigrations: folder.dir, pendingSchemas: PENDING_POOL })
+      const filled = await timed(async () => await pendingBh.fillPending())
+      log(`fillPending(${PENDING_POOL}): ${filled.value.created} spares in ${fmt(filled.ms)}`)
+      const pendingLow = await pendingRuns(pendingBh, 'plow', SERIAL_RUNS)
+      const pendingP50 = percentile(pendingLow, 50)
+      const pendingP90 = percentile(pendingLow, 90)
+      const pendingDiffs = await templateDifferences(sequelize, 'plow_000')
+      const checkLow = await claimCheckMs(sequelize)
+      log(`createSchema with a spare ready x${pendingLow.length} at ~0 tenants: p50 ${fmt(pendingP50)}, p90 ${fmt(pendingP90)}, min ${fmt(Math.min(...pendingLow))}, max ${fmt(Math.max(...pendingLow))}; ratio clone/pending ${(p50 / pendingP50).toFixed(1)}; compare_to_template on one: ${pendingDiffs.length} difference(s); the claim's check of a spare: ${fmt(checkLow)}`)
+
       // (2) Fill up to 1,000 tenants, FILL_CONCURRENCY at a time.
       const existing = (await bh.listSchemas()).length
       const fill = Array.from({ length: TARGET_TENANTS - existing }, (_, i) => `fill_${String(i).padStart(4, '0')}`)
@@ -199,6 +269,31 @@ runBench('bench:create', async () => {
       const migP50High = median(high.baseline)
       log(`createSchema x${high.clone.length} at ${TARGET_TENANTS} tenants: p50 ${fmt(p50High)}, p90 ${fmt(p90High)}, min ${fmt(Math.min(...high.clone))}, max ${fmt(Math.max(...high.clone))}`)
       log(`migrations baseline x${high.baseline.length} at ${TARGET_TENANTS}: p50 ${fmt(migP50High)}; ratio ${(migP50High / p50High).toFixed(2)}`)
+      pendingBh.registry.invalidate()
+      const pendingHigh = await pendingRuns(pendingBh, 'phigh', SERIAL_RUNS)
+      const pendingP50High = percentile(pendingHigh, 50)
+      const pendingP90High = percentile(pendingHigh, 90)
+      const pendingDiffsHigh = await templateDifferences(sequelize, 'phigh_000')
+      const checkHigh = await claimCheckMs(sequelize)
+      log(`createSchema with a spare ready x${pendingHigh.length} at ${TARGET_TENANTS} tenants: p50 ${fmt(pendingP50High)}, p90 ${fmt(pendingP90High)}; ratio clone/pending ${(p50High / pendingP50High).toFixed(1)}; compare_to_template on one: ${pendingDiffsHigh.length} difference(s); the claim's check: ${fmt(checkHigh)}`)
+
+      // (3b) The refill's rate: REFILL_SPARES spares cloned by fillPending, alone and while requests run
+      // (REQUEST_WORKERS loops of a tenant query), and the requests' rate with and without it.
+      const tenantNames = (await bh.listSchemas()).map((t) => t.schema)
+      const idleFill = await timed(async () => await pendingBh.fillPending(PENDING_POOL + REFILL_SPARES))
+      const idleRate = idleFill.value.created / (idleFill.ms / 1000)
+      // back to PENDING_POOL spares (claims), untimed
+      for (let i = 0; i < REFILL_SPARES; i++) await pendingBh.createSchema(`pdrain_${String(i).padStart(2, '0')}`)
+      await pendingBh.close()
+      const quiet = requestLoad(bh, sequelize, tenantNames)
+      await new Promise((resolve) => setTimeout(resolve, 3000))
+      const quietRate = (await quiet.stop()) / 3
+      const refillBh = new Boardinghouse({ sequelize, tenantMigrations: folder.dir, pendingSchemas: 0 })
+      const loaded = requestLoad(bh, sequelize, tenantNames)
+      const loadedFill = await timed(async () => await refillBh.fillPending(PENDING_POOL + REFILL_SPARES))
+      const loadedRate = loadedFill.value.created / (loadedFill.ms / 1000)
+      const loadedRequests = (await loaded.stop()) / (loadedFill.ms / 1000)
+      log(`refill: ${idleFill.value.created} spares at ${idleRate.toFixed(1)}/s alone, ${loadedFill.value.created} at ${loadedRate.toFixed(1)}/s while ${REQUEST_WORKERS} request loops ran; requests ${quietRate.toFixed(0)}/s without the refill, ${loadedRequests.toFixed(0)}/s during it`)
 
       // Diagnostics: DDL generation against a 1,000-tenant catalog, and the registry reload that
       // every createSchema does (it invalidates the cache, then reads its own entry back).
@@ -228,7 +323,20 @@ runBench('bench:create', async () => {
         first_ms_at_1000: round1(firstHigh.ms),
         registry_reload_ms_at_1000: round1(median(reloads)),
         clone_differences: firstDiffs.length + highDiffs.length,
-        spurious_not_found: spurious.count
+        spurious_not_found: spurious.count,
+        p50_ms_pending: round1(pendingP50),
+        p90_ms_pending: round1(pendingP90),
+        p50_ms_pending_at_1000: round1(pendingP50High),
+        p90_ms_pending_at_1000: round1(pendingP90High),
+        ratio_clone_vs_pending: round1(p50 / pendingP50),
+        ratio_clone_vs_pending_at_1000: round1(p50High / pendingP50High),
+        claim_check_ms: round2(checkLow),
+        claim_check_ms_at_1000: round2(checkHigh),
+        pending_differences: pendingDiffs.length + pendingDiffsHigh.length,
+        refill_spares_per_s: round1(loadedRate),
+        refill_spares_per_s_idle: round1(idleRate),
+        requests_per_s_during_refill: Math.round(loadedRequests),
+        requests_per_s_without_refill: Math.round(quietRate)
       }
     } finally {
       folder.cleanup()

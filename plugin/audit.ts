@@ -5,7 +5,7 @@
 import { QueryTypes, type Model, type ModelStatic, type Sequelize } from 'sequelize'
 import { runWithSchema } from './context.js'
 import { BoardinghouseErrors } from './errors.js'
-import { assertSchemaName, describe } from './names.js'
+import { PENDING_SCHEMA_PATTERN, assertSchemaName, describe, quoteLiteral } from './names.js'
 
 export type AuditAction = 'create' | 'update' | 'delete'
 
@@ -90,6 +90,8 @@ export async function readAuditLog (sequelize: Sequelize, input: AuditQuery, act
   const limit = query.limit ?? 50
   const where: string[] = []
   const replacements: Record<string, unknown> = { limit }
+  // pending schemas (plugin/pending.ts) hold no rows: anything logged under a spare's internal name is not a tenant's
+  where.push(`(e.schema_name IS NULL OR e.schema_name !~ ${quoteLiteral(PENDING_SCHEMA_PATTERN)})`)
   if (query.allSchemas !== true) {
     const schema = query.schema === undefined ? activeSchema : query.schema
     if (schema !== null) assertSchemaName(schema)

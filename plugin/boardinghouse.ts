@@ -21,6 +21,7 @@ import { ModelCatalog } from './model-catalog.js'
 import { assertSchemaName } from './names.js'
 import { ChangeListener } from './notify.js'
 import { givenOptions, resolveOptions, type BoardinghouseOptions, type ResolvedOptions } from './options.js'
+import { PendingPool, type PendingFillResult, type PendingStatus } from './pending.js'
 import { registryFor, userKey, type DomainInfo, type SchemaInfo, type SchemaRegistry } from './registry.js'
 import type { ClearMaintenanceOptions, SchemaMaintenance, SetMaintenanceOptions } from './maintenance.js'
 import { SchemaAdmin, type BeforeDropHook, type CreateHook, type CreateSchemaOptions, type DeleteSchemaOptions } from './schema-admin.js'
@@ -31,6 +32,7 @@ export type { DomainInfo } from './registry.js'
 export type { AddDomainOptions } from './domains.js'
 export type { CreateSchemaOptions, DeleteSchemaOptions } from './schema-admin.js'
 export type { ClearMaintenanceOptions, MaintenanceBy, SchemaMaintenance, SetMaintenanceOptions } from './maintenance.js'
+export type { PendingFillResult, PendingSpare, PendingStatus } from './pending.js'
 export { normalizeUserId } from './user-id.js'
 
 export interface ListSchemasOptions {
@@ -73,6 +75,7 @@ export class Boardinghouse {
   private readonly events = new BoardinghouseEmitter()
   private readonly createHooks: CreateHook[] = []
   private readonly dropHooks: BeforeDropHook[] = []
+  private readonly pending: PendingPool
 
   /** `options` are validated and defaulted by options.ts's `resolveOptions` (an already resolved object is taken as it is). */
   constructor (options: BoardinghouseOptions | ResolvedOptions) {
@@ -85,6 +88,7 @@ export class Boardinghouse {
     this.models = defineModels(sequelize, this.options.userIdType)
     this.registry = registryFor(sequelize, this.options.cacheTtl)
     this.catalog = new ModelCatalog(this.options, this.context)
+    this.pending = new PendingPool({ sequelize, clone: this.clone, target: this.options.pendingSchemas, onProblem: (schema, error) => { this.pendingProblem(schema, error) } })
     this.migrator = new Migrator({
       sequelize,
       sharedMigrations: this.options.sharedMigrations,
@@ -92,7 +96,7 @@ export class Boardinghouse {
       sharedMigrationsTable: this.options.sharedMigrationsTable,
       userIdType: this.options.userIdType,
       concurrency: this.options.migrationConcurrency,
-      onTemplateChanged: () => { this.clone.templateChanged() },
+      onTemplateChanged: () => { this.clone.templateChanged(); this.pending.templateChanged() },
       auditTargets: () => this.auditTargets(),
       schemaMigratedNotice: (schema, migrations) => encodeNotice(this.changes.id, 'schemaMigrated', { schema, migrations }),
       onSchemaMigrated: (schema, migrations) => { this.emitLocal('schemaMigrated', { schema, migrations }) },
@@ -111,7 +115,8 @@ export class Boardinghouse {
       normalizeUserId: (userId) => this.normalizeUserId(userId),
       emit: (kind, key) => { this.emitLocal(kind, key) },
       createHooks: () => this.createHooks,
-      dropHooks: () => this.dropHooks
+      dropHooks: () => this.dropHooks,
+      pending: this.pending
     })
     this.domains = new DomainAdmin({ sequelize, registry: this.registry, noticeId: () => this.changes.id, emit: (kind, key) => { this.emitLocal(kind, key) } })
   }
@@ -184,8 +189,9 @@ export class Boardinghouse {
     return this.changes.listening
   }
 
-  /** Stops listening. The Sequelize instance stays open: it is the app's. */
+  /** Stops listening and background refills of pending schemas (one running finishes its spare). The Sequelize instance stays open: it is the app's. */
   async close (): Promise<void> {
+    await this.pending.close()
     await this.changes.stop()
   }
 
@@ -237,7 +243,13 @@ export class Boardinghouse {
   /** Runs shared migrations once, then tenant migrations in the template and every schema that is behind. */
   async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
     this.tenantModelClasses()
-    const result = await this.migrator.migrate(options)
+    let result: MigrateResult
+    try {
+      result = await this.migrator.migrate(options)
+    } finally {
+      // the template changed: its stale spares are dropped and refilled, in the background
+      this.pending.migrateEnded()
+    }
     this.forget()
     await this.admin.announce({ kind: 'migrated', key: { schema: null, migratedSchemas: result.migratedSchemas } })
     await this.check()
@@ -324,6 +336,34 @@ export class Boardinghouse {
    */
   async clearMaintenance (schema: string, options: ClearMaintenanceOptions = {}): Promise<boolean> {
     return await this.admin.clearMaintenance(schema, options)
+  }
+
+  // ---------------------------------------------------------------- pending schemas (pending.ts)
+
+  /**
+   * The pool of spare schemas (option `pendingSchemas`): how many are ready to be claimed, stale
+   * (of an older template version), tampered with or orphaned, and this instance's refills and claims.
+   */
+  async pendingStatus (): Promise<PendingStatus> {
+    return await this.pending.status()
+  }
+
+  /**
+   * Tops the pool up to `n` ready spares (default: `pendingSchemas`), one transaction per spare,
+   * after dropping stale spares and orphans; waits for a migrate in progress. FST_BH_INVALID_INPUT
+   * for an `n` that is not an integer from 0 to 1000; FST_BH_PENDING_FILL_FAILED when a clone fails.
+   */
+  async fillPending (n?: number): Promise<PendingFillResult> {
+    return await this.pending.fill(n ?? this.options.pendingSchemas)
+  }
+
+  /** A problem of the pool off the request path: the `pendingError` listeners hear it, else a process warning. */
+  private pendingProblem (schema: string | null, error: Error): void {
+    if (this.events.listenerCount('pendingError') > 0) {
+      this.events.emit('pendingError', { schema, error, origin: 'local' })
+      return
+    }
+    process.emitWarning(`fastify-boardinghouse pending schemas: ${error.message}`, { type: 'BoardinghousePendingError', detail: error.stack })
   }
 
   // ---------------------------------------------------------------- memberships

@@ -14,6 +14,8 @@ import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import { addMigrateCommand } from './cli-migrate.js'
+import type { MigrateProgress } from './migrator/index.js'
+import { MAX_PENDING_SCHEMAS } from './options.js'
 import { Boardinghouse } from './boardinghouse.js'
 import { DEFAULT_MAINTENANCE_RETRY_AFTER, MAX_MAINTENANCE_RETRY_AFTER, isRetryAfter, retryAfterOf, type SchemaMaintenance } from './maintenance.js'
 
@@ -39,7 +41,7 @@ async function open (configPath: string | undefined, io: CliIO): Promise<{ bh: B
   try {
     await config.models?.(sequelize)
     const bh = new Boardinghouse(optionsFromConfig(config, sequelize))
-    return { bh, close: async () => { await sequelize.close() } }
+    return { bh, close: async () => { await bh.close(); await sequelize.close() } }
   } catch (err) {
     await sequelize.close()
     throw err
@@ -174,6 +176,32 @@ export function buildProgram (io: CliIO = defaultIO): Command {
     .action(async (name: string) => {
       await withApi(async (bh) => {
         io.out(await bh.clearMaintenance(name) ? `schema ${name} out of maintenance\n` : `schema ${name} was not in maintenance\n`)
+      })
+    })
+
+  schema.command('pending')
+    .description('the pool of spare schemas cloned ahead of time (pendingSchemas): show it, or fill it')
+    .option('--fill <n>', 'top the pool up to N ready spares (dropping stale ones first), then show it', (v) => {
+      const n = Number(v)
+      if (!/^\d+$/.test(v) || !Number.isInteger(n) || n > MAX_PENDING_SCHEMAS) throw usageError(`--fill must be an integer from 0 to ${MAX_PENDING_SCHEMAS}, not ${JSON.stringify(v)}`)
+      return n
+    })
+    .option('--status', 'show the pool (the default)')
+    .option('--json', 'print the status as JSON')
+    .action(async (opts: { fill?: number, status?: boolean, json?: boolean }) => {
+      await withApi(async (bh) => {
+        if (opts.fill !== undefined) {
+          const r = await bh.fillPending(opts.fill)
+          if (opts.json !== true) io.out(`filled: ${r.created} created, ${r.dropped} stale or orphaned dropped\n`)
+        }
+        const s = await bh.pendingStatus()
+        if (opts.json === true) {
+          io.out(JSON.stringify({ ready: s.ready, stale: s.stale, tampered: s.tampered, orphans: s.orphans, target: s.target }) + '\n')
+        } else {
+          io.out(`pending schemas: ${s.ready} ready (pendingSchemas ${s.target}), ${s.stale} stale, ${s.tampered.length} tampered, ${s.orphans.length} orphaned\n`)
+          for (const spare of s.spares) io.out(`${spare.schema}\t${spare.state}\t${spare.createdAt.toISOString()}\n`)
+          for (const orphan of s.orphans) io.out(`${orphan}\torphan\n`)
+        }
       })
     })
 

@@ -22,6 +22,8 @@ export interface BoardinghouseConfig {
   /** Models whose changes go to the audit log (migrate adds their triggers). */
   auditModels?: string[]
   auditRepr?: Record<string, string>
+  /** Spare schemas kept cloned ahead of time (the `pendingSchemas` option). */
+  pendingSchemas?: number
   /** Extra options for the Sequelize instance (pool size, logging…). */
   sequelize?: Omit<SequelizeOptions, 'dialect'>
 }
@@ -62,6 +64,7 @@ export function optionsFromConfig (config: BoardinghouseConfig, sequelize: Seque
     ...(config.userIdType !== undefined ? { userIdType: config.userIdType } : {}),
     ...(config.migrationConcurrency !== undefined ? { migrationConcurrency: config.migrationConcurrency } : {}),
     ...(config.auditModels !== undefined ? { auditModels: config.auditModels } : {}),
-    ...(config.auditRepr !== undefined ? { auditRepr: config.auditRepr } : {})
+    ...(config.auditRepr !== undefined ? { auditRepr: config.auditRepr } : {}),
+    ...(config.pendingSchemas !== undefined ? { pendingSchemas: config.pendingSchemas } : {})
   }
 }

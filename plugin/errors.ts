@@ -58,7 +58,9 @@ export const BoardinghouseErrors = {
   MIGRATIONS_FAILED: define('FST_BH_MIGRATIONS_FAILED', '%s; failures: %s', 500),
   UNKNOWN_MIGRATION: define('FST_BH_UNKNOWN_MIGRATION', 'Migration "%s" %s; nothing was undone', 400),
   IRREVERSIBLE_MIGRATION: define('FST_BH_IRREVERSIBLE_MIGRATION', 'Cannot roll back: %s; nothing was undone', 400),
-  MAINTENANCE_UNAVAILABLE: define('FST_BH_MAINTENANCE_UNAVAILABLE', 'Maintenance mode is not available to migrate: %s', 500)
+  MAINTENANCE_UNAVAILABLE: define('FST_BH_MAINTENANCE_UNAVAILABLE', 'Maintenance mode is not available to migrate: %s', 500),
+  // pending schemas (plugin/pending.ts)
+  PENDING_FILL_FAILED: define('FST_BH_PENDING_FILL_FAILED', 'Filling the pending schemas failed (the spares made so far are kept): %s', 500)
 } as const
 
 export type BoardinghouseErrorCode = `FST_BH_${keyof typeof BoardinghouseErrors}`

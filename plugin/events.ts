@@ -63,6 +63,14 @@ export interface SwitchedEvent {
   /** Switches are session changes: heard in the process that served the request only. */
   origin: 'local'
 }
+/** A problem of the pending schemas off the request path (plugin/pending.ts): a refill failed, a spare was discarded. */
+export interface PendingErrorEvent {
+  /** The spare concerned (its internal name), or null for a refill. */
+  schema: string | null
+  error: Error
+  /** Heard in the process whose pool work it was only. */
+  origin: 'local'
+}
 export interface ListenerErrorEvent {
   /** The event whose listener failed. */
   event: Exclude<keyof BoardinghouseEventMap, 'listenerError'>
@@ -84,6 +92,7 @@ export interface BoardinghouseEventMap {
   maintenanceStarted: MaintenanceStartedEvent
   maintenanceEnded: MaintenanceEndedEvent
   switched: SwitchedEvent
+  pendingError: PendingErrorEvent
   listenerError: ListenerErrorEvent
 }
 
@@ -94,7 +103,7 @@ export type BoardinghouseListener<E extends BoardinghouseEventName> = (payload: 
 export type EventKey<E extends BoardinghouseEventName> = Omit<BoardinghouseEventMap[E], 'origin'>
 
 /** The events a change notice may carry (switches are not broadcast). */
-export type NoticeKind = Exclude<BoardinghouseEventName, 'switched' | 'listenerError'>
+export type NoticeKind = Exclude<BoardinghouseEventName, 'switched' | 'pendingError' | 'listenerError'>
 
 export interface ParsedNotice<E extends NoticeKind = NoticeKind> {
   sender: string

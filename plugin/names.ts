@@ -3,6 +3,15 @@ import { BoardinghouseErrors } from './errors.js'
 /** The schema that holds an empty copy of every tenant table. Never selectable, never holds data. */
 export const TEMPLATE_SCHEMA = '__template__'
 
+/** Names of the spare schemas of the pending pool (plugin/pending.ts): never tenant names (they start with "_"). */
+export const PENDING_SCHEMA_PATTERN = '^__pending_[0-9a-f]{16}__$'
+const PENDING_SCHEMA_RE = new RegExp(PENDING_SCHEMA_PATTERN)
+
+/** Whether `name` is a spare schema's internal name. */
+export function isPendingSchemaName (name: unknown): boolean {
+  return typeof name === 'string' && PENDING_SCHEMA_RE.test(name)
+}
+
 const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/
 const RESERVED = new Set(['public', 'information_schema'])
 

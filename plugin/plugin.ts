@@ -37,6 +37,8 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
   assertSessionAvailable(app, [...o.needsSession])
 
   const bh = new Boardinghouse(o.api)
+  // refills of pending schemas run off the request path: their problems go to the app's log
+  bh.on('pendingError', ({ schema, error }) => { app.log.warn({ err: error, spare: schema }, 'fastify-boardinghouse: pending schemas: ' + error.message) })
   await bh.check()
   await bh.registry.get()
   if (o.listen) {

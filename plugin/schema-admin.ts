@@ -6,7 +6,7 @@
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize'
 import { MEMBERSHIP_TABLE, SCHEMA_TABLE, TENANT_MIGRATION_TABLE, type UserId } from '../models/index.js'
-import { STALE_TEMPLATE_STATE, TEMPLATE_VERSION_SQL, renderCloneDDL, type CloneDDLCache } from './clone/index.js'
+import { STALE_TEMPLATE_STATE, renderCloneDDL, templateVersionCheck, type CloneDDLCache } from './clone/index.js'
 import { runWithSchema } from './context.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
@@ -14,6 +14,7 @@ import { encodeNotice, type EventKey, type NoticeKind } from './events.js'
 import { MIGRATION_LOCK_KEY } from './migrator/index.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { CHANNEL } from './notify.js'
+import { CLAIMED_CONDITION, claimStatements, readClaim, type PendingPool } from './pending.js'
 import { sqlState } from './pg-errors.js'
 import { clearMaintenanceOptions, setMaintenanceOptions, type ClearMaintenanceOptions, type MaintenanceBy, type SchemaMaintenance, type SetMaintenanceOptions } from './maintenance.js'
 import { maintenanceOf, type SchemaInfo, type SchemaRegistry } from './registry.js'
@@ -69,6 +70,8 @@ export interface SchemaAdminDeps {
   createHooks?: () => readonly CreateHook[]
   /** The beforeDrop hooks, run in order before a drop. */
   dropHooks?: () => readonly BeforeDropHook[]
+  /** The pending schemas (option pendingSchemas): createSchema claims a spare when one is ready. */
+  pending?: PendingPool
 }
 
 function isBoardinghouseError (err: unknown): boolean {
@@ -88,12 +91,18 @@ function displayNameOf (schema: string, options: unknown): string {
   return name
 }
 
-/** The registry row the creation's INSERT returned (read by its column alias among the message's results). */
-function createdRow (results: StatementResults, schema: string): SchemaInfo {
+/** The registry row the creation's INSERT returned (read by its column alias among the message's results), if any. */
+function registeredRow (results: StatementResults, schema: string): SchemaInfo | null {
   const row = results.flatMap((r) => r.rows).find((r) => r.bhCreated === schema) as
     { bhCreated: string, name: string, is_active: boolean, created_at: Date, updated_at: Date } | undefined
-  if (row === undefined) throw new Error('the registry row was not returned')
+  if (row === undefined) return null
   return { schema: row.bhCreated, name: row.name, isActive: row.is_active, createdAt: row.created_at, updatedAt: row.updated_at, maintenance: null }
+}
+
+function createdRow (results: StatementResults, schema: string): SchemaInfo {
+  const row = registeredRow(results, schema)
+  if (row === null) throw new Error('the registry row was not returned')
+  return row
 }
 
 export class SchemaAdmin {
@@ -140,10 +149,12 @@ export class SchemaAdmin {
   async createSchema (schema: string, options: CreateSchemaOptions = {}): Promise<SchemaInfo> {
     assertSchemaName(schema)
     const displayName = displayNameOf(schema, options)
-    let created: SchemaInfo
+    let created: SchemaInfo | null = null
     try {
       const hooks = this.deps.createHooks?.() ?? []
-      created = hooks.length === 0
+      const pending = this.deps.pending
+      if (pending?.enabled === true) created = await this.claim(pending, schema, displayName, hooks)
+      created ??= hooks.length === 0
         ? await withConnection(this.deps.sequelize, async (connection) => await this.clone(connection, schema, displayName))
         : await this.cloneWithHooks(schema, displayName, hooks)
     } catch (err) {
@@ -152,7 +163,62 @@ export class SchemaAdmin {
     }
     this.deps.registry.invalidate()
     this.emit('schemaCreated', { schema: created.schema, name: created.name })
+    this.deps.pending?.schedule()
     return created
+  }
+
+  /**
+   * Claims a pending schema as `schema` (pending.ts): the claim, then the same registry, ledger and
+   * notice statements as a clone, each only if a spare was claimed, in one transaction (with
+   * creation hooks, on a Sequelize transaction's connection, the hooks before COMMIT). Null when no
+   * spare was ready (what the claim discarded is committed) or the claim failed for another reason
+   * than the name (reported): the caller clones.
+   */
+  private async claim (pending: PendingPool, schema: string, displayName: string, hooks: readonly CreateHook[]): Promise<SchemaInfo | null> {
+    const { sequelize } = this.deps
+    const statements = [...claimStatements(schema), ...this.registerStatements(schema, displayName, CLAIMED_CONDITION)]
+    const outcome = (results: StatementResults): SchemaInfo | null => {
+      pending.claimed(readClaim(results.flatMap((r) => r.rows)))
+      return registeredRow(results, schema)
+    }
+    try {
+      // invalidate(): the template's generation is bumped first, so spares cloned before it are not claimed
+      if (hooks.length === 0) {
+        return await withConnection(sequelize, async (connection) => {
+          await this.deps.clone.settle(connection)
+          try {
+            return outcome(await queryStatements(connection, ['BEGIN', ...statements, 'COMMIT'].join(';\n')))
+          } catch (err) {
+            await connection.query('ROLLBACK').catch(() => {})
+            throw err
+          }
+        })
+      }
+      await withConnection(sequelize, async (connection) => { await this.deps.clone.settle(connection) })
+      return await runWithSchema(schema, async () => await sequelize.transaction(async (transaction) => {
+        const created = outcome(await queryStatements(transactionConnection<RawConnection>(transaction), statements.join(';\n')))
+        if (created !== null) await this.runCreateHooks(schema, created, hooks, transaction)
+        return created
+      }))
+    } catch (err) {
+      if (err instanceof BoardinghouseErrors.CREATE_HOOK_FAILED) throw err
+      const code = sqlState(err)
+      if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
+      pending.claimFailed(err)
+      return null
+    }
+  }
+
+  /** The creation hooks, in order, with the new schema active and the creation's transaction bound. */
+  private async runCreateHooks (schema: string, created: SchemaInfo, hooks: readonly CreateHook[], transaction: Transaction): Promise<void> {
+    const { sequelize } = this.deps
+    for (const hook of hooks) {
+      try {
+        await runWithSchema(schema, async () => { await hook({ schema, name: created.name, transaction, sequelize }) }, { transaction })
+      } catch (err) {
+        throw new BoardinghouseErrors.CREATE_HOOK_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })
+      }
+    }
   }
 
   /**
@@ -171,13 +237,7 @@ export class SchemaAdmin {
           const connection = transactionConnection<RawConnection>(transaction)
           const results = await queryStatements(connection, this.cloneStatements(schema, displayName, version, ddl).join(';\n'))
           const created = createdRow(results, schema)
-          for (const hook of hooks) {
-            try {
-              await runWithSchema(schema, async () => { await hook({ schema, name: created.name, transaction, sequelize }) }, { transaction })
-            } catch (err) {
-              throw new BoardinghouseErrors.CREATE_HOOK_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })
-            }
-          }
+          await this.runCreateHooks(schema, created, hooks, transaction)
           return created
         }))
       } catch (err) {
@@ -192,20 +252,27 @@ export class SchemaAdmin {
 
   /** The creation's statements, between BEGIN and COMMIT: lock, version check, DDL, registry and ledger rows, notice. */
   private cloneStatements (schema: string, displayName: string, version: string, ddl: Parameters<typeof renderCloneDDL>[0]): string[] {
-    const q = quoteLiteral(schema)
     return [
       `SELECT pg_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY})`,
-      `DO $bh$ BEGIN IF (${TEMPLATE_VERSION_SQL}) IS DISTINCT FROM ${quoteLiteral(version)} THEN
-         RAISE EXCEPTION 'the template changed since its DDL was read' USING ERRCODE = '${STALE_TEMPLATE_STATE}'; END IF; END $bh$`,
+      templateVersionCheck(version),
       `CREATE SCHEMA ${quoteIdent(schema)}`,
       `SET LOCAL search_path = ${quoteIdent(schema)}, public`,
       'SET LOCAL check_function_bodies = off',
       renderCloneDDL(ddl, schema),
       'SET LOCAL search_path = public',
-      `INSERT INTO public.${SCHEMA_TABLE} (schema_name, name, is_active, created_at, updated_at) VALUES (${q}, ${quoteLiteral(displayName)}, true, now(), now())
+      ...this.registerStatements(schema, displayName)
+    ]
+  }
+
+  /** The registry row (returned by its alias), the ledger rows and the notice of a new schema; with `when`, each only if it holds (a claim). */
+  private registerStatements (schema: string, displayName: string, when?: string): string[] {
+    const q = quoteLiteral(schema)
+    const where = when === undefined ? '' : ` WHERE ${when}`
+    return [
+      `INSERT INTO public.${SCHEMA_TABLE} (schema_name, name, is_active, created_at, updated_at) SELECT ${q}, ${quoteLiteral(displayName)}, true, now(), now()${where}
          RETURNING schema_name AS "bhCreated", name, is_active, created_at, updated_at`,
-      `INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name, run_at) SELECT ${q}, name, now() FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}`,
-      `SELECT ${this.notifySql(this.notice('schemaCreated', { schema, name: displayName }))}`
+      `INSERT INTO public.${TENANT_MIGRATION_TABLE} (schema_name, name, run_at) SELECT ${q}, name, now() FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}${when === undefined ? '' : ` AND ${when}`}`,
+      `SELECT ${this.notifySql(this.notice('schemaCreated', { schema, name: displayName }))}${where}`
     ]
   }
 

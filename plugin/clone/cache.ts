@@ -22,8 +22,14 @@ export const STALE_TEMPLATE_STATE = 'BHTPL'
 export const TEMPLATE_VERSION_SQL = `SELECT md5(coalesce((SELECT string_agg(name, ',' ORDER BY name) FROM public.${TENANT_MIGRATION_TABLE}
     WHERE schema_name = ${quoteLiteral(TEMPLATE_SCHEMA)}), '') || ':' || (SELECT generation FROM public.boardinghouse_template_state)) AS version`
 
+/** A statement of a clone transaction: raises STALE_TEMPLATE_STATE unless the template is still at `version` (its DDL's). */
+export function templateVersionCheck (version: string): string {
+  return `DO $bh$ BEGIN IF (${TEMPLATE_VERSION_SQL}) IS DISTINCT FROM ${quoteLiteral(version)} THEN
+         RAISE EXCEPTION 'the template changed since its DDL was read' USING ERRCODE = '${STALE_TEMPLATE_STATE}'; END IF; END $bh$`
+}
+
 /** Bump when generateCloneDDL's output changes for the same template: cached DDL of older formats is regenerated. */
-const CLONE_FORMAT = '1'
+export const CLONE_FORMAT = '1'
 const TEMPLATE_DDL_TABLE = 'boardinghouse_template_ddl'
 
 async function ensureMigrated (connection: RawConnection): Promise<void> {
@@ -57,19 +63,26 @@ export class CloneDDLCache {
   }
 
   /**
+   * After invalidate(): bumps the template's generation now (a no-op otherwise). The stored DDL may
+   * predate DDL run directly in the template; a new generation keys a new DDL row (the old one is
+   * deleted when it is stored), makes other processes' clone transactions refuse the DDL they
+   * cached, and makes pending schemas cloned before it stale (plugin/pending.ts).
+   */
+  async settle (connection: RawConnection): Promise<void> {
+    if (!this.templateDirty) return
+    await connection.query('UPDATE public.boardinghouse_template_state SET generation = generation + 1')
+    this.templateDirty = false
+    this.cached = null
+  }
+
+  /**
    * The template's clone DDL: from memory, else from the database's cache table (one row per
    * template version and generator format), else generated from the catalog and stored.
    */
   async get (connection: RawConnection): Promise<CloneDDL> {
     if (this.cached !== null) return this.cached
     await ensureMigrated(connection)
-    if (this.templateDirty) {
-      // invalidate(): the stored DDL may predate DDL run directly in the template; a new generation
-      // keys a new DDL row (the old one is deleted when it is stored) and makes other processes'
-      // clone transactions refuse the DDL they cached.
-      await connection.query('UPDATE public.boardinghouse_template_state SET generation = generation + 1')
-      this.templateDirty = false
-    }
+    await this.settle(connection)
     const { rows } = await connection.query(
       `SELECT v.version || ':' || $1 AS version, d.ddl FROM (${TEMPLATE_VERSION_SQL}) v
        LEFT JOIN public.${TEMPLATE_DDL_TABLE} d ON d.version = v.version || ':' || $1`, [CLONE_FORMAT])
