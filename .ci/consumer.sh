@@ -17,7 +17,7 @@ echo "== consumer: npm pack"
 (cd "$root" && npm pack --silent --pack-destination "$work" >/dev/null)
 tarball="$(ls "$work"/fastify-boardinghouse-*.tgz)"
 tar tzf "$tarball" > "$work/files"
-for f in LICENSE CHANGELOG.md README.md package.json dist/plugin/index.js dist/plugin/index.d.ts dist/plugin/cli.js migrations/20260101000000-boardinghouse-tables.js; do
+for f in LICENSE CHANGELOG.md README.md package.json dist/plugin/index.js dist/plugin/index.d.ts dist/plugin/cli.js dist/plugin/testing/index.js dist/plugin/testing/index.d.ts migrations/20260101000000-boardinghouse-tables.js; do
   grep -qx "package/$f" "$work/files" || { echo "$f missing from the tarball"; exit 1; }
 done
 # source maps: each embeds its sources (the .ts files are not shipped)
@@ -100,4 +100,13 @@ for (const name of ['default', 'createBoardinghouse', 'Boardinghouse', 'defineCo
 console.log(`   required fastify-boardinghouse ${pkg.version} from CommonJS`)
 JS
 node require.cjs
+
+echo "== consumer: the test kit subpath (fastify-boardinghouse/testing)"
+node --input-type=module -e "
+const kit = await import('fastify-boardinghouse/testing')
+for (const name of ['installTestKit', 'createSchemaFixture', 'checkIsolation', 'IsolationError']) {
+  if (typeof kit[name] !== 'function') { console.error('fastify-boardinghouse/testing has no ' + name); process.exit(1) }
+}
+console.log('   imported fastify-boardinghouse/testing')
+"
 echo "== consumer: ok"

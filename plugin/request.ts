@@ -15,6 +15,7 @@ import { readAuditLog, type AuditEntry, type AuditQuery } from './audit.js'
 import { assertSameSite } from './same-site.js'
 import { anonymousAllowed, checkAnonymous, type SchemaResolver } from './resolvers.js'
 import { requireSession, sessionOf } from './session.js'
+import type { ImpersonationSlot } from './impersonation.js'
 
 /** What `request.tenant` holds: the active schema (one type, the registry's). */
 export type { TenantInfo }
@@ -74,6 +75,8 @@ export interface RequestOptions {
   sessionSchema: boolean
   /** The `request.log` binding that names the active schema, or false. */
   logBinding: string | false
+  /** The test kit's slot (fastify-boardinghouse/testing): empty unless installed by code. */
+  impersonation?: ImpersonationSlot
 }
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
@@ -262,6 +265,8 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
 
   /** Step 5: which schema this request runs in, after the checks. */
   function select (request: FastifyRequest, store: TenantStore, tenancy: Tenancy, snapshot: RegistrySnapshot, userId: UserId | null, route: BoardinghouseRouteConfig | undefined, explicit: string | null | undefined): void {
+    // An installed test kit's verified identity names a schema like a resolver does (same checks)
+    if (explicit === undefined || explicit === null) explicit = options.impersonation?.current?.selection(request) ?? explicit
     const linked = explicit === undefined || explicit === null ? linkedSchema(request) : undefined
     if (explicit !== undefined && explicit !== null) {
       // A resolver made with { anonymous: 'allow' } lets a request without a user into an existing,
@@ -303,6 +308,7 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
     const store = storeFor(null, { userId: null, requestId: request.id })
     let pending: Promise<void> | undefined
     try {
+      options.impersonation?.current?.login(request) // the test kit, when installed: logs in a verified identity
       pending = resolve(request, store)
     } catch (err) {
       done(err as Error)
