@@ -63,6 +63,10 @@ psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
 cd dist
 DATABASE_URL="$url" node readme-1-usage-without-fastify.js | tee "$work/without.log"
 grep -q anvil "$work/without.log"
+# the README's test file (node:test) with the installed test kit (fastify-boardinghouse/testing)
+DATABASE_URL="$url" node items.test.js > "$work/kit.log" 2>&1 || { cat "$work/kit.log"; echo "the README's test file failed"; exit 1; }
+grep -q '^# pass 3$' "$work/kit.log" || { cat "$work/kit.log"; echo "the README's test file did not pass its 3 tests"; exit 1; }
+echo "   the README's test file: $(grep -c '^ok ' "$work/kit.log") tests passed with the installed test kit"
 # app.js listens until stopped: ask it for /items, then stop it
 port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 DATABASE_URL="$url" PORT="$port" SESSION_SECRET="$(node -p "'s'.repeat(40)")" node app.js > "$work/app.log" 2>&1 &
