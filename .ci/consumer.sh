@@ -17,7 +17,7 @@ echo "== consumer: npm pack"
 (cd "$root" && npm pack --silent --pack-destination "$work" >/dev/null)
 tarball="$(ls "$work"/fastify-boardinghouse-*.tgz)"
 tar tzf "$tarball" > "$work/files"
-for f in LICENSE CHANGELOG.md README.md package.json dist/plugin/index.js dist/plugin/index.d.ts dist/plugin/cli.js migrations/20260101000000-boardinghouse-tables.js; do
+for f in LICENSE CHANGELOG.md README.md package.json dist/plugin/index.js dist/plugin/index.d.ts dist/plugin/cli.js dist/plugin/testing/index.js dist/plugin/testing/index.d.ts migrations/20260101000000-boardinghouse-tables.js; do
   grep -qx "package/$f" "$work/files" || { echo "$f missing from the tarball"; exit 1; }
 done
 # source maps: each embeds its sources (the .ts files are not shipped)
@@ -63,6 +63,10 @@ psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
 cd dist
 DATABASE_URL="$url" node readme-1-usage-without-fastify.js | tee "$work/without.log"
 grep -q anvil "$work/without.log"
+# the README's test file (node:test) with the installed test kit (fastify-boardinghouse/testing)
+DATABASE_URL="$url" node items.test.js > "$work/kit.log" 2>&1 || { cat "$work/kit.log"; echo "the README's test file failed"; exit 1; }
+grep -q '^# pass 3$' "$work/kit.log" || { cat "$work/kit.log"; echo "the README's test file did not pass its 3 tests"; exit 1; }
+echo "   the README's test file: $(grep -c '^ok ' "$work/kit.log") tests passed with the installed test kit"
 # app.js listens until stopped: ask it for /items, then stop it
 port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 DATABASE_URL="$url" PORT="$port" SESSION_SECRET="$(node -p "'s'.repeat(40)")" node app.js > "$work/app.log" 2>&1 &
@@ -100,4 +104,13 @@ for (const name of ['default', 'createBoardinghouse', 'Boardinghouse', 'defineCo
 console.log(`   required fastify-boardinghouse ${pkg.version} from CommonJS`)
 JS
 node require.cjs
+
+echo "== consumer: the test kit subpath (fastify-boardinghouse/testing)"
+node --input-type=module -e "
+const kit = await import('fastify-boardinghouse/testing')
+for (const name of ['installTestKit', 'createSchemaFixture', 'checkIsolation', 'IsolationError']) {
+  if (typeof kit[name] !== 'function') { console.error('fastify-boardinghouse/testing has no ' + name); process.exit(1) }
+}
+console.log('   imported fastify-boardinghouse/testing')
+"
 echo "== consumer: ok"

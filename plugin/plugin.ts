@@ -9,6 +9,7 @@ import { decorateTenancy, resolveSchemaHook, tenancyOf, type BoardinghouseRouteC
 import { registerSwitchRoute } from './switch.js'
 import { assertSessionAvailable } from './session.js'
 import { Boardinghouse } from './boardinghouse.js'
+import { impersonationSlot } from './impersonation.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,7 +53,9 @@ export async function boardinghouse (app: FastifyInstance, options: Boardinghous
     getter (this: FastifyRequest) { return tenancyOf(this) }
   })
   const { getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema } = o
-  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema, logBinding: o.logBinding, maintenanceBypass: o.maintenanceBypass }))
+  // empty unless code installs fastify-boardinghouse/testing on this app (plugin/impersonation.ts)
+  const impersonation = impersonationSlot(bh)
+  app.addHook('onRequest', resolveSchemaHook({ bh, getUserId, isAdmin, schemaFrom, schemaLinkParam, objectUrl, trustedOrigins, sessionSchema, logBinding: o.logBinding, maintenanceBypass: o.maintenanceBypass, impersonation }))
   if (o.changeSchemaRoute !== false) registerSwitchRoute(app, { path: o.changeSchemaRoute, trustedOrigins })
   app.addHook('onClose', async function stopListening () { await bh.close() })
 }

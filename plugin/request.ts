@@ -17,6 +17,7 @@ import type { MaintenanceBypassCheck } from './options.js'
 import { assertSameSite } from './same-site.js'
 import { anonymousAllowed, checkAnonymous, type SchemaResolver } from './resolvers.js'
 import { requireSession, sessionOf } from './session.js'
+import type { ImpersonationSlot } from './impersonation.js'
 
 /** What `request.tenant` holds: the active schema (one type, the registry's). */
 export type { TenantInfo }
@@ -89,6 +90,8 @@ export interface RequestOptions {
   logBinding: string | false
   /** Whether a request may enter a schema in maintenance (the `maintenanceBypass` option). @default nobody */
   maintenanceBypass?: MaintenanceBypassCheck
+  /** The test kit's slot (fastify-boardinghouse/testing): empty unless installed by code. */
+  impersonation?: ImpersonationSlot
 }
 
 export const kTenancy = Symbol('fastify-boardinghouse.tenancy')
@@ -293,6 +296,8 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
 
   /** Step 5: which schema this request runs in, after the checks. */
   function select (request: FastifyRequest, store: TenantStore, tenancy: Tenancy, snapshot: RegistrySnapshot, userId: UserId | null, route: BoardinghouseRouteConfig | undefined, explicit: string | null | undefined): void {
+    // An installed test kit's verified identity names a schema like a resolver does (same checks)
+    if (explicit === undefined || explicit === null) explicit = options.impersonation?.current?.selection(request) ?? explicit
     const linked = explicit === undefined || explicit === null ? linkedSchema(request) : undefined
     // Maintenance mode: a schema in maintenance answers 503 (after the checks above it: 400, 401, 404,
     // 403), unless the route allows it or maintenanceBypass lets this request through. The session
@@ -348,6 +353,7 @@ export function resolveSchemaHook (options: RequestOptions): (request: FastifyRe
     const store = storeFor(null, { userId: null, requestId: request.id })
     let pending: Promise<void> | undefined
     try {
+      options.impersonation?.current?.login(request) // the test kit, when installed: logs in a verified identity
       pending = resolve(request, store)
     } catch (err) {
       refuse(reply, done, err as Error)

@@ -59,3 +59,27 @@ test('the README Options table is one table: auditModels, auditRepr and bindPath
   const table = /\| name \| type \| default \| meaning \|\n(?:\|.*\|\n)+/.exec(section)?.[0] ?? ''
   for (const option of ['sequelize', 'tenantModels', 'cacheTtl', 'auditModels', 'auditRepr', 'bindPath']) assert.match(table, new RegExp(`^\\| \`${option}\` \\|`, 'm'), option)
 })
+
+test('every subpath export has its source, and ./testing is one of them', () => {
+  const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json')
+  for (const required of ['.', './bullmq', './pg-boss', './testing']) assert.ok(subpaths.includes(required), `exports ${required}`)
+  for (const key of subpaths) {
+    const target = pkg.exports[key] as { types: string, default: string }
+    const m = /^\.\/dist\/(plugin\/.+)\.js$/.exec(target.default)
+    assert.ok(m !== null, `${key}: default is a .js file under dist/plugin`)
+    assert.equal(target.types, `./dist/${m[1] as string}.d.ts`, `${key}: types next to it`)
+    assert.ok(existsSync(join(ROOT, `${m[1] as string}.ts`)), `${key}: ${m[1] as string}.ts exists`)
+  }
+})
+
+test('the test kit imports no test framework, and nothing at run time but node builtins and the library', () => {
+  const dir = join(ROOT, 'plugin/testing')
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+    const source = readFileSync(join(dir, name), 'utf8')
+    for (const m of source.matchAll(/^(import|export)\s+(type\s+)?[^'"]*?from\s+'([^']+)'/gm)) {
+      const [, , typeOnly, spec] = m as unknown as [string, string, string | undefined, string]
+      assert.doesNotMatch(spec, /^(node:test|vitest|jest|@jest\/|tap|mocha|ava)/, `${name} imports ${spec}`)
+      if (typeOnly === undefined) assert.ok(spec.startsWith('node:') || spec.startsWith('.'), `${name}: a run-time import of ${spec}`)
+    }
+  }
+})

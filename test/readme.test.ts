@@ -123,6 +123,8 @@ if (seen !== expected) throw new Error(seen)
 console.log('README-OK')
 await sequelize.close()
 `,
+  // a node:test file run as a script: its tests run after this, and a failing one makes the exit code 1
+  'Testing your app': 'after(() => { console.log(\'README-OK\') })\n',
   // the outage handler: a route failing with a connection error answers 503 with Retry-After
   'The example app': `app.get('/boom', async () => { throw new ConnectionError(new Error('connect ECONNREFUSED 127.0.0.1:1')) })
 const res = await app.inject('/boom')
@@ -172,7 +174,8 @@ test('every TypeScript block of the README type-checks as a consumer\'s code and
       paths: {
         'fastify-boardinghouse': [join(root, 'plugin/index.ts')],
         'fastify-boardinghouse/bullmq': [join(root, 'plugin/jobs/bullmq.ts')],
-        'fastify-boardinghouse/pg-boss': [join(root, 'plugin/jobs/pg-boss.ts')]
+        'fastify-boardinghouse/pg-boss': [join(root, 'plugin/jobs/pg-boss.ts')],
+        'fastify-boardinghouse/testing': [join(root, 'plugin/testing/index.ts')]
       }
     },
     include: ['**/*.ts']
@@ -191,7 +194,9 @@ test('every TypeScript block of the README type-checks as a consumer\'s code and
   })
   for (const s of scripts) {
     const url = await createTestDatabase(t)
-    const r = await runIn(['--import', 'tsx', s.file], { ...process.env, DATABASE_URL: url, PORT: '0', SESSION_SECRET: 's'.repeat(40) })
+    // NODE_TEST_CONTEXT (set by `node --test` for this file) would make a README test file report to this runner, not to its output
+    const { NODE_TEST_CONTEXT: _runner, ...env } = process.env
+    const r = await runIn(['--import', 'tsx', s.file], { ...env, DATABASE_URL: url, PORT: '0', SESSION_SECRET: 's'.repeat(40) })
     assert.equal(r.code, 0, `${s.heading} (${s.file}) exited ${String(r.code)}:\n${r.out}`)
     assert.match(r.out, /README-OK/, `${s.heading}: ${r.out}`)
   }
