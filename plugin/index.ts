@@ -25,6 +25,7 @@ export { DEFAULT_MAX_VALUE_LENGTH, JsonNumber, dumpDataText, readDumpObjects, wr
 export type { DumpFormat, DumpObject, DumpOptions, LoadOptions, LoadResult, LoadSource, ReadDumpOptions } from './data/index.js'
 export type { BindPathMode } from './context.js'
 export type { MigrateOptions, MigrateProgress, MigrateResult, MigrationContext, MigrationPhase } from './migrator/index.js'
+export type { DoctorFinding, DoctorFindingCode, DoctorOptions, DoctorReport, StructureFindingCode } from './doctor/index.js'
 export { BoardinghouseErrors } from './errors.js'
 export type { BoardinghouseErrorCode } from './errors.js'
 export { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName, quoteIdent, schemaNameProblem } from './names.js'
