@@ -77,11 +77,11 @@ async function snapshot (sequelize: Sequelize): Promise<string[]> {
   const own = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
   const rows = await sequelize.query<{ r: string }>(`SELECT r FROM (
     SELECT 'ns ' || n.nspname || ' ' || n.xmin AS r FROM pg_namespace n WHERE ${own}
-    UNION ALL SELECT 'class ' || n.nspname || '.' || c.relname || ' ' || c.relkind || ' ' || c.xmin FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own}
+    UNION ALL SELECT 'class ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text || ' ' || c.xmin FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own}
     UNION ALL SELECT 'attr ' || c.oid || '.' || a.attname || ' ' || a.xmin FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own} AND a.attnum > 0
     UNION ALL SELECT 'attrdef ' || d.adrelid || '.' || d.adnum || ' ' || d.xmin FROM pg_attrdef d JOIN pg_class c ON c.oid = d.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own}
     UNION ALL SELECT 'index ' || i.indexrelid || ' ' || i.indisvalid || ' ' || i.xmin FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own}
-    UNION ALL SELECT 'trigger ' || t.tgrelid || '.' || t.tgname || ' ' || t.tgenabled || ' ' || t.xmin FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own}
+    UNION ALL SELECT 'trigger ' || t.tgrelid || '.' || t.tgname || ' ' || t.tgenabled::text || ' ' || t.xmin FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${own}
     UNION ALL SELECT 'con ' || n.nspname || '.' || k.conname || ' ' || k.xmin FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE ${own}
     UNION ALL SELECT 'proc ' || p.oid || ' ' || p.xmin FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${own}
     UNION ALL SELECT 'type ' || ty.oid || ' ' || ty.xmin FROM pg_type ty JOIN pg_namespace n ON n.oid = ty.typnamespace WHERE ${own}
@@ -204,7 +204,7 @@ const SCHEMA_FAULTS: Array<{ name: string, plant: (q: string, s: string, bh: Boa
     name: 'a schema dropped behind the registry, with its memberships, domains and ledger',
     plant: async (q, s, bh, db) => {
       await bh.grant(s, 7)
-      await bh.addDomain(s, `${s}.example.com`)
+      await bh.addDomain(s, `${s.replace(/_/g, '-')}.example.com`)
       await db.query(`DROP SCHEMA ${q} CASCADE`)
     },
     expect: (s) => [['domain_orphan', s, null, null], ['ledger_orphan', s, null, null], ['membership_orphan', s, null, null], ['registry_without_schema', s, null, null]],

@@ -9,7 +9,7 @@
  * every difference between a schema's structure and the template's (structure.ts). Each check is a
  * query over all schemas at once, never one per schema.
  */
-import { Transaction, type Sequelize } from 'sequelize'
+import type { Sequelize } from 'sequelize'
 import { runWithSchema } from '../context.js'
 import { BoardinghouseErrors } from '../errors.js'
 import type { AuditTarget } from '../migrator/index.js'
@@ -49,10 +49,11 @@ function sortFindings (findings: DoctorFinding[]): DoctorFinding[] {
 
 async function inspect (deps: DoctorDeps, targets: AuditTarget[], tenantTables: string[]): Promise<{ schemas: number, findings: DoctorFinding[] }> {
   const { sequelize } = deps
-  return await runWithSchema(null, async () => await sequelize.transaction({ isolationLevel: Transaction.ISOLATION_LEVELS.REPEATABLE_READ }, async (transaction) =>
+  return await runWithSchema(null, async () => await sequelize.transaction(async (transaction) =>
     await runWithSchema(null, async () => {
       const query = queryOn(sequelize)
-      await sequelize.query('SET TRANSACTION READ ONLY', { logging: false })
+      // before any snapshot is taken: one snapshot for every check, and no write can slip through
+      await sequelize.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY', { logging: false })
       await assertMigrated(query)
       const fleet = await fleetFindings(query, tenantTables)
       const audit = await auditFindings(sequelize, targets)
