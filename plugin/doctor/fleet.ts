@@ -49,15 +49,18 @@ export async function fleetFindings (query: Query, tenantTables: string[]): Prom
 
   // schemas that look like tenants (tables of the template's, or ledger rows) and are not registered
   const unregistered = await query<{ schema: string, tables: number, ledger: number }>(
-    `SELECT * FROM (
-       SELECT n.nspname::text AS schema,
-         (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
-            AND c.relname IN (SELECT t.relname FROM pg_catalog.pg_class t WHERE t.relnamespace = ${TEMPLATE_OID} AND t.relkind IN ('r', 'p')))::int AS tables,
-         (SELECT count(*) FROM public.${TENANT_MIGRATION_TABLE} l WHERE l.schema_name = n.nspname::text)::int AS ledger
-       FROM pg_catalog.pg_namespace n
+    `WITH candidates AS MATERIALIZED (
+       SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
        WHERE n.nspname NOT IN ('public', 'information_schema', ${T}) AND left(n.nspname, 3) <> 'pg_'
-         AND NOT EXISTS (SELECT 1 FROM public.${SCHEMA_TABLE} r WHERE r.schema_name = n.nspname::text)) x
-     WHERE tables > 0 OR ledger > 0 ORDER BY 1`)
+         AND NOT EXISTS (SELECT 1 FROM public.${SCHEMA_TABLE} r WHERE r.schema_name::name = n.nspname)),
+     template AS (SELECT t.relname FROM pg_catalog.pg_class t WHERE t.relnamespace = ${TEMPLATE_OID} AND t.relkind IN ('r', 'p')),
+     tables AS (SELECT c.relnamespace AS oid, count(*)::int AS n FROM candidates k CROSS JOIN template
+                JOIN pg_catalog.pg_class c ON c.relname = template.relname AND c.relnamespace = k.oid AND c.relkind IN ('r', 'p') GROUP BY 1),
+     ledger AS (SELECT l.schema_name::name AS nspname, count(*)::int AS n FROM public.${TENANT_MIGRATION_TABLE} l
+                WHERE l.schema_name::name IN (SELECT nspname FROM candidates) GROUP BY 1)
+     SELECT k.nspname::text AS schema, coalesce(t.n, 0) AS tables, coalesce(l.n, 0) AS ledger
+     FROM candidates k LEFT JOIN tables t ON t.oid = k.oid LEFT JOIN ledger l ON l.nspname = k.nspname
+     WHERE t.n IS NOT NULL OR l.n IS NOT NULL ORDER BY 1`)
   for (const u of unregistered) {
     const signs = [u.tables > 0 ? `${plural(u.tables, 'table')} of the template's` : '', u.ledger > 0 ? plural(u.ledger, 'ledger row') : ''].filter((s) => s !== '').join(' and ')
     findings.push({ code: 'schema_without_registry', schema: u.schema, message: `schema "${u.schema}" looks like a tenant (${signs}) but the registry does not list it`, fixable: false, rows: u.ledger })

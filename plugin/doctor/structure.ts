@@ -15,6 +15,9 @@
  *    should read in that schema; only the schemas whose count or sum differ come back.
  * 2. For those (usually none), one query per kind fetches their rows and the template's, and the
  *    difference is worked out here: objects missing, extra, or changed (with both definitions).
+ *
+ * The queries run with nested loops off (index.ts): subqueries correlated to a row hold no join, so
+ * they stay index lookups, and every join is a hash join over a whole catalog.
  */
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { SCHEMA_TABLE } from '../../models/index.js'
@@ -26,8 +29,13 @@ import type { DoctorFinding, StructureFindingCode } from './types.js'
 interface Kind {
   code: StructureFindingCode
   noun: string
-  /** SELECT nspname, rel, key, def FROM s … (s: oid, nspname, q = quote_ident(nspname)). */
+  /** SELECT nspname, rel, key, def FROM s … (s: oid, nspname, q = quote_ident(nspname)): `def` as a person reads it. */
   rows: string
+  /**
+   * The same rows with a cheaper `def` for phase 1, when the readable one costs much at scale: equal
+   * signatures must mean equal definitions (phase 2 compares the readable ones).
+   */
+  signature?: string
 }
 
 const T = quoteLiteral(TEMPLATE_SCHEMA)
@@ -37,8 +45,9 @@ const withOptions = (alias: string): string => `coalesce(' WITH (' || array_to_s
 
 /** A collation other than the type's, as ` COLLATE name`. */
 const collation = (coll: string, typeColl: string): string => `CASE WHEN ${coll} <> 0 AND ${coll} <> ${typeColl} THEN ' COLLATE ' ||
-  (SELECT CASE WHEN cn.nspname = 'pg_catalog' THEN '' ELSE quote_ident(cn.nspname) || '.' END || quote_ident(co.collname)
-     FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = ${coll}) ELSE '' END`
+  (SELECT CASE WHEN co.collnamespace = 'pg_catalog'::pg_catalog.regnamespace THEN '' ELSE
+            quote_ident((SELECT cn.nspname FROM pg_catalog.pg_namespace cn WHERE cn.oid = co.collnamespace)) || '.' END || quote_ident(co.collname)
+     FROM pg_catalog.pg_collation co WHERE co.oid = ${coll}) ELSE '' END`
 
 export const KINDS: readonly Kind[] = [
   {
@@ -92,6 +101,17 @@ export const KINDS: readonly Kind[] = [
       pg_catalog.pg_get_indexdef(i.indexrelid) || CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END AS def
     FROM s JOIN pg_catalog.pg_class ic ON ic.relnamespace = s.oid AND ic.relkind IN ('i', 'I')
     JOIN pg_catalog.pg_index i ON i.indexrelid = ic.oid
+    JOIN pg_catalog.pg_class t ON t.oid = i.indrelid`,
+    // pg_get_indexdef costs ~20 µs an index: only indexes with expressions or a predicate need it here;
+    // the others are their columns by name, operator classes, collations and options (global oids), flags
+    signature: `SELECT s.nspname, t.relname::text AS rel, ic.relname::text AS key,
+      concat_ws('|', t.relname, ic.relam, i.indisunique, i.indisprimary, i.indisexclusion, i.indimmediate, i.indisvalid, i.indnkeyatts,
+        array_to_string(ARRAY(SELECT coalesce((SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = k.n), '-')
+                              FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) ORDER BY k.o), ','),
+        i.indclass::text, i.indcollation::text, i.indoption::text, array_to_string(ic.reloptions, ','), to_jsonb(i) ->> 'indnullsnotdistinct',
+        CASE WHEN i.indexprs IS NOT NULL OR i.indpred IS NOT NULL THEN pg_catalog.pg_get_indexdef(i.indexrelid) END) AS def
+    FROM s JOIN pg_catalog.pg_class ic ON ic.relnamespace = s.oid AND ic.relkind IN ('i', 'I')
+    JOIN pg_catalog.pg_index i ON i.indexrelid = ic.oid
     JOIN pg_catalog.pg_class t ON t.oid = i.indrelid`
   },
   {
@@ -131,23 +151,19 @@ export const KINDS: readonly Kind[] = [
     code: 'sequence_differs',
     noun: 'sequence',
     // OWNED BY names the owning column schema-qualified: a sequence owned by another schema's table shows
-    rows: `SELECT s.nspname, o.rel, c.relname::text AS key,
+    rows: `SELECT s.nspname, CASE WHEN tc.relnamespace = s.oid THEN tc.relname::text END AS rel, c.relname::text AS key,
       'AS ' || pg_catalog.format_type(q.seqtypid, NULL) || ' START ' || q.seqstart || ' INCREMENT ' || q.seqincrement
       || ' MINVALUE ' || q.seqmin || ' MAXVALUE ' || q.seqmax || ' CACHE ' || q.seqcache || CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END
       || CASE c.relpersistence WHEN 'u' THEN ' UNLOGGED' ELSE '' END
-      || coalesce(' OWNED BY ' || o.owner, '') AS def
+      || coalesce(' OWNED BY ' || quote_ident(tn.nspname) || '.' || quote_ident(tc.relname) || '.' || quote_ident(a.attname)
+                  || CASE d.deptype WHEN 'i' THEN ' (identity)' ELSE '' END, '') AS def
     FROM s JOIN pg_catalog.pg_class c ON c.relnamespace = s.oid AND c.relkind = 'S'
     JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid
-    LEFT JOIN LATERAL (
-      SELECT CASE WHEN tc.relnamespace = s.oid THEN tc.relname::text END AS rel,
-        quote_ident(tn.nspname) || '.' || quote_ident(tc.relname) || '.' || quote_ident(a.attname) || CASE d.deptype WHEN 'i' THEN ' (identity)' ELSE '' END AS owner
-      FROM pg_catalog.pg_depend d
-      JOIN pg_catalog.pg_class tc ON tc.oid = d.refobjid
-      JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
-        AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
-      LIMIT 1) o ON true`
+    LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+    LEFT JOIN pg_catalog.pg_class tc ON tc.oid = d.refobjid
+    LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid`
   },
   {
     code: 'type_differs',
@@ -168,8 +184,9 @@ export const KINDS: readonly Kind[] = [
 ]
 
 /** `s`: the template and every registered schema that exists. */
-const FLEET = `SELECT n.oid, n.nspname::text AS nspname, quote_ident(n.nspname) AS q FROM pg_catalog.pg_namespace n
-  WHERE n.nspname = ${T} OR n.nspname::text IN (SELECT schema_name::text FROM public.${SCHEMA_TABLE})`
+const FLEET = `SELECT n.oid, n.nspname::text AS nspname, quote_ident(n.nspname) AS q FROM public.${SCHEMA_TABLE} r
+  JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema_name::name
+  UNION ALL SELECT n.oid, n.nspname::text, quote_ident(n.nspname) FROM pg_catalog.pg_namespace n WHERE n.nspname = ${T}`
 
 /** `s`: the template and the schemas named by :schemas. */
 const SOME = `SELECT n.oid, n.nspname::text AS nspname, quote_ident(n.nspname) AS q FROM pg_catalog.pg_namespace n
@@ -188,8 +205,8 @@ export function forSchema (text: string, q: string): string {
 /** Phase 1 for one kind: the schemas whose rows of this kind differ from the template's. */
 function mismatchSql (kind: Kind): string {
   return `WITH s AS (${FLEET}),
-  r AS MATERIALIZED (${kind.rows}),
-  tpl AS (SELECT key, def FROM r WHERE nspname = ${T}),
+  r AS MATERIALIZED (${kind.signature ?? kind.rows}),
+  tpl AS MATERIALIZED (SELECT key, def FROM r WHERE nspname = ${T}),
   actual AS (SELECT nspname, count(*) AS n, sum(hashtextextended(key || chr(31) || def, 0)) AS h FROM r WHERE nspname <> ${T} GROUP BY nspname),
   expected AS (SELECT s.nspname, count(*) AS n, sum(hashtextextended(${forSchemaSql('tpl.key', 's.q')} || chr(31) || ${forSchemaSql('tpl.def', 's.q')}, 0)) AS h
                FROM s CROSS JOIN tpl WHERE s.nspname <> ${T} GROUP BY s.nspname)
@@ -261,7 +278,7 @@ export type Query = <T extends object>(sql: string, replacements?: Record<string
 /** Runs a SELECT on the caller's context (transaction, search_path). */
 export function queryOn (sequelize: Sequelize): Query {
   return async <T extends object>(sql: string, replacements?: Record<string, unknown>): Promise<T[]> =>
-    await sequelize.query<T>(sql, { ...(replacements !== undefined ? { replacements } : {}), type: QueryTypes.SELECT, logging: false })
+    await sequelize.query<T>(sql, { ...(replacements !== undefined ? { replacements } : {}), type: QueryTypes.SELECT })
 }
 
 /**
