@@ -278,7 +278,7 @@ export type Query = <T extends object>(sql: string, replacements?: Record<string
 /** Runs a SELECT on the caller's context (transaction, search_path). */
 export function queryOn (sequelize: Sequelize): Query {
   return async <T extends object>(sql: string, replacements?: Record<string, unknown>): Promise<T[]> =>
-    await sequelize.query<T>(sql, { ...(replacements !== undefined ? { replacements } : {}), type: QueryTypes.SELECT })
+    await sequelize.query<T>(sql, { ...(replacements !== undefined ? { replacements } : {}), type: QueryTypes.SELECT, logging: false })
 }
 
 /**
