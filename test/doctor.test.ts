@@ -15,8 +15,8 @@ import { DataTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { main, type CliIO } from '../plugin/cli.js'
 import type { DoctorFinding, DoctorReport } from '../plugin/doctor/index.js'
-import { GUARD_TRIGGER } from '../plugin/migrator/index.js'
-import { createTestDatabase, hasCode, sequelizeFor } from './helpers.js'
+import { GUARD_TRIGGER, MIGRATION_LOCK_KEY } from '../plugin/migrator/index.js'
+import { connect, createTestDatabase, hasCode, sequelizeFor } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BASE = '20260101000000-base'
@@ -269,7 +269,7 @@ const OTHER_FAULTS: Array<{ name: string, plant: string, undo: string | ((bh: Bo
 ]
 
 test('doctor', async (t) => {
-  const { bh, sequelize } = await setup(t)
+  const { bh, sequelize, url } = await setup(t)
   await bh.createSchema('acme', { name: 'Acme' })
   await bh.createSchema('globex')
   await bh.grant('acme', 1)
@@ -395,6 +395,33 @@ test('doctor', async (t) => {
     const fixed = await bh.doctor({ fix: true })
     assert.equal(fixed.ok, true)
     assert.equal(fixed.fixed.length, 2)
+  })
+
+  await t.test("fix waits for a running migrate's lock; without fix, doctor does not", async () => {
+    await sequelize.query('DROP TRIGGER boardinghouse_audit ON acme.items')
+    const holder = await connect(t, url) // what a running migrate holds
+    await holder.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+    try {
+      // the control: a read-only doctor is not held up
+      assert.deepEqual(seen(await bh.doctor()), [['audit_trigger_missing', 'acme', 'items', null]])
+      let settled = false
+      const fixing = bh.doctor({ fix: true }).finally(() => { settled = true })
+      const waiting = async (): Promise<boolean> => (await holder.query(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [MIGRATION_LOCK_KEY])).rowCount === 1
+      for (let i = 0; !(await waiting()); i++) {
+        assert.ok(i < 500 && !settled, 'fix neither waited for the lock nor stopped')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      assert.equal(settled, false)
+      assert.deepEqual(seen(await bh.doctor()), [['audit_trigger_missing', 'acme', 'items', null]], 'nothing fixed while it waits')
+      await holder.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`)
+      const report = await fixing
+      assert.deepEqual(seen(report.fixed), [['audit_trigger_missing', 'acme', 'items', null]])
+      assert.equal(report.ok, true)
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()')
+    }
   })
 
   await t.test('bad options', async () => {
