@@ -274,8 +274,9 @@ test('doctor', async (t) => {
   await bh.createSchema('globex')
   await bh.grant('acme', 1)
   await bh.addDomain('acme', 'acme.example.com', { primary: true })
-  // a schema of the app's own that is no tenant: never a finding
-  await sequelize.query('CREATE SCHEMA reporting; CREATE TABLE reporting.stats (id int, n bigint)')
+  // a schema of the app's own that is no tenant, and an internal one (as spare schemas are named) holding
+  // a table of the template: never a finding
+  await sequelize.query('CREATE SCHEMA reporting; CREATE TABLE reporting.stats (id int, n bigint); CREATE SCHEMA __spare__; CREATE TABLE __spare__.items (id int)')
   // a schema whose name is also a table's name, and one that needs quoting
   await bh.createSchema('items')
   await bh.createSchema('user')

@@ -47,11 +47,12 @@ export async function fleetFindings (query: Query, tenantTables: string[]): Prom
     findings.push({ code: 'registry_without_schema', schema, message: `the registry lists schema "${schema}", which does not exist: restore it, or drop it from the registry with deleteSchema("${schema}", { drop: true })`, fixable: false })
   }
 
-  // schemas that look like tenants (tables of the template's, or ledger rows) and are not registered
+  // schemas that look like tenants (tables of the template's, or ledger rows) and are not registered;
+  // a name starting with "_" is the library's own (the template, spare schemas), never a tenant's
   const unregistered = await query<{ schema: string, tables: number, ledger: number }>(
     `WITH candidates AS MATERIALIZED (
        SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
-       WHERE n.nspname NOT IN ('public', 'information_schema', ${T}) AND left(n.nspname, 3) <> 'pg_'
+       WHERE n.nspname NOT IN ('public', 'information_schema') AND left(n.nspname, 3) <> 'pg_' AND left(n.nspname, 1) <> '_'
          AND NOT EXISTS (SELECT 1 FROM public.${SCHEMA_TABLE} r WHERE r.schema_name::name = n.nspname)),
      template AS (SELECT t.relname FROM pg_catalog.pg_class t WHERE t.relnamespace = ${TEMPLATE_OID} AND t.relkind IN ('r', 'p')),
      tables AS (SELECT c.relnamespace AS oid, count(*)::int AS n FROM candidates k CROSS JOIN template
