@@ -12,6 +12,7 @@ import { installContextHooks, runWithSchema, shareInstanceSettings, tenantStorag
 import { dumpData as dumpObjects, loadData as loadObjects, type DumpObject, type DumpOptions, type LoadOptions, type LoadResult, type LoadSource } from './data/index.js'
 import { applyPoolRecycling } from './db.js'
 import { DomainAdmin, type AddDomainOptions } from './domains.js'
+import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import { jobContext, runInJobContext, type JobContext, type JobContextOptions } from './jobs.js'
 import { BoardinghouseEmitter, encodeNotice, type BoardinghouseEventMap, type BoardinghouseEventName, type BoardinghouseListener, type EventKey, type NoticeKind, type ParsedNotice } from './events.js'
@@ -274,6 +275,23 @@ export class Boardinghouse {
     this.forget()
     await this.admin.announce()
     return result
+  }
+
+  // ---------------------------------------------------------------- fleet check (doctor/)
+
+  /**
+   * Checks every schema against the registry, the ledger and the template's structure, read-only;
+   * with `fix: true` first repairs what is safe (missing audit triggers, orphan ledger rows) in one
+   * transaction. Resolves to the findings (after a fix: what is left) and what was fixed. Throws
+   * FST_BH_NOT_MIGRATED on a database the library never migrated.
+   */
+  async doctor (options: DoctorOptions = {}): Promise<DoctorReport> {
+    return await runDoctor({
+      sequelize: this.options.sequelize,
+      auditTargets: () => this.auditTargets(),
+      tenantTables: () => this.tenantTableNames(),
+      onTemplateChanged: () => { this.clone.templateChanged() }
+    }, options)
   }
 
   // ---------------------------------------------------------------- schemas (writes: schema-admin.ts)

@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander'
 import { Sequelize } from 'sequelize'
 import { loadConfig, optionsFromConfig } from './config.js'
 import { dumpDataBatches, readDumpObjects, writeDump, type DumpFormat } from './data/index.js'
+import { formatDoctorReport } from './doctor/index.js'
 import { BoardinghouseErrors } from './errors.js'
 import { addMigrateCommand } from './cli-migrate.js'
 import type { MigrateProgress } from './migrator/index.js'
@@ -74,6 +75,11 @@ function usageError (message: string): Error {
   const err = new BoardinghouseErrors.INVALID_OPTION(message)
   usageErrors.add(err)
   return err
+}
+
+/** Thrown by a command that printed its whole result and exits non-zero (doctor with findings): main prints nothing more. */
+class CommandExit extends Error {
+  constructor (readonly exitCode: number) { super(`exit ${exitCode}`) }
 }
 
 export function buildProgram (io: CliIO = defaultIO): Command {
@@ -236,6 +242,17 @@ export function buildProgram (io: CliIO = defaultIO): Command {
       })
     })
 
+  program.command('doctor')
+    .description("check every schema against the registry, the ledger and the template's structure (read-only); exit 1 with findings")
+    .option('--json', 'print one JSON document (for CI)')
+    .option('--fix', 'first repair what is safe (missing audit triggers, orphan ledger rows); exit 1 if anything is left')
+    .action(async (opts: { json?: boolean, fix?: boolean }) => {
+      const fix = opts.fix === true
+      const report = await withApi(async (bh) => await bh.doctor({ fix }))
+      io.out(opts.json === true ? JSON.stringify(report) + '\n' : formatDoctorReport(report, { fix }))
+      if (report.findings.length > 0) throw new CommandExit(1)
+    })
+
   program.command('dumpdata [models...]')
     .description('dump rows as JSON: with --schema the tenant models of that schema, without it the shared models (or the MODELs named)')
     .option('--schema <name>', 'the tenant schema to dump tenant models from')
@@ -295,6 +312,7 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     await program.parseAsync(argv, { from: 'user' })
     return 0
   } catch (err) {
+    if (err instanceof CommandExit) return err.exitCode
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return 0
       // no command given: commander printed the help instead of an error line

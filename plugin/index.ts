@@ -33,6 +33,7 @@ export type { DumpFormat, DumpObject, DumpOptions, LoadOptions, LoadResult, Load
 export type { BindPathMode } from './context.js'
 export type { MigrateOptions, MigrateProgress, MigrateResult, MigrationContext, MigrationPhase } from './migrator/index.js'
 export type { MaintenanceHooks, MigrateBatch, MigrateDownOptions, MigrateDownResult, MigrationFailure, MigrationStatus, MigrationTargeting, SchemaStatus, StagingOptions } from './migrator/index.js'
+export type { DoctorFinding, DoctorFindingCode, DoctorOptions, DoctorReport, StructureFindingCode } from './doctor/index.js'
 export { BoardinghouseErrors } from './errors.js'
 export type { BoardinghouseErrorCode } from './errors.js'
 export { TEMPLATE_SCHEMA, assertSchemaName, isValidSchemaName, quoteIdent, schemaNameProblem } from './names.js'

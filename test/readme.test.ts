@@ -86,6 +86,11 @@ console.log('README-OK')
 await app.close()
 await sequelize.close()
 `,
+  // the doctor found the two hand-made changes, fixed the audit trigger and left the column
+  'Checking a fleet: doctor': `if (report.findings.map((f) => \`\${f.schema} \${f.code}\`).join() !== 'acme column_differs,globex audit_trigger_missing') throw new Error(JSON.stringify(report))
+if (fixed.fixed.length !== 1 || fixed.findings.map((f) => f.code).join() !== 'column_differs') throw new Error(JSON.stringify(fixed))
+console.log('README-OK')
+`,
   // every resolver of the routing example, with the checks their results pass
   'Routing by host, header or path': `await bh.createSchema('globex')
 await bh.grant('globex', 42) // two schemas: no auto-selection when no resolver gives one
