@@ -290,7 +290,8 @@ export class Boardinghouse {
       sequelize: this.options.sequelize,
       auditTargets: () => this.auditTargets(),
       tenantTables: () => this.tenantTableNames(),
-      onTemplateChanged: () => { this.clone.templateChanged() }
+      onTemplateChanged: () => { this.clone.templateChanged() },
+      clearMigrateMaintenance: async (schema) => await this.clearMaintenance(schema, { by: 'migrate' })
     }, options)
   }
 

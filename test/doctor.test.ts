@@ -283,7 +283,7 @@ test('doctor', async (t) => {
 
   await t.test('a clean fleet: no findings', async () => {
     const report = await bh.doctor()
-    assert.deepEqual(report, { ok: true, schemas: 4, findings: [], fixed: [] })
+    assert.deepEqual(report, { ok: true, schemas: 4, findings: [], fixed: [], pending: { ready: 0, stale: 0, tampered: 0, orphans: 0 } })
   })
 
   for (const [i, fault] of SCHEMA_FAULTS.entries()) {
@@ -425,6 +425,42 @@ test('doctor', async (t) => {
     }
   })
 
+  await t.test("a maintenance a killed migrate left is found and fixed; not while a migrate runs; a manual one never", async () => {
+    await bh.setMaintenance('globex', { by: 'migrate' })
+    await bh.setMaintenance('items') // manual: the operator's, not a finding
+    assert.deepEqual(seen(await bh.doctor()), [['maintenance_left_by_migrate', 'globex', null, null]])
+    const holder = await connect(t, url) // a migrate running: its maintenance is expected
+    await holder.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+    try {
+      assert.deepEqual(seen(await bh.doctor()), [])
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()')
+    }
+    const fixed = await bh.doctor({ fix: true })
+    assert.deepEqual(seen(fixed.fixed), [['maintenance_left_by_migrate', 'globex', null, null]])
+    assert.equal(fixed.ok, true)
+    assert.equal((await bh.getSchema('globex'))?.maintenance ?? null, null)
+    assert.notEqual((await bh.getSchema('items'))?.maintenance ?? null, null, 'the manual maintenance is left alone')
+    await bh.clearMaintenance('items')
+  })
+
+  await t.test("the pending pool's state is reported; a tampered spare and an orphan one are findings", async () => {
+    await bh.fillPending(2)
+    assert.deepEqual((await bh.doctor()).pending, { ready: 2, stale: 0, tampered: 0, orphans: 0 })
+    const [spare] = (await bh.pendingStatus()).spares
+    assert.ok(spare !== undefined)
+    await sequelize.query(`ALTER TABLE "${spare.schema}".items ADD COLUMN extra int`)
+    await sequelize.query('CREATE SCHEMA "__pending_00000000000000ff__"')
+    const report = await bh.doctor()
+    assert.deepEqual(report.pending, { ready: 1, stale: 0, tampered: 1, orphans: 1 })
+    assert.deepEqual(seen(report), [
+      ['pending_orphan', '__pending_00000000000000ff__', null, null],
+      ['pending_tampered', spare.schema, null, null]
+    ].sort((a, b) => String(a[1]) < String(b[1]) ? -1 : 1) as Seen[])
+    await sequelize.query('DROP SCHEMA "__pending_00000000000000ff__"')
+    await bh.fillPending(0)
+  })
+
   await t.test('bad options', async () => {
     await assert.rejects(bh.doctor({ fix: 'yes' } as never), hasCode('FST_BH_INVALID_OPTION'))
     await assert.rejects(bh.doctor({ repair: true } as never), hasCode('FST_BH_INVALID_OPTION'))
@@ -475,7 +511,7 @@ test('boardinghouse doctor: table, --json, --fix and exit codes', async (t) => {
     assert.equal(r.out, '1 schema checked: no findings\n')
     const json = await cli('doctor', '--json')
     assert.equal(json.code, 0)
-    assert.deepEqual(JSON.parse(json.out), { ok: true, schemas: 1, findings: [], fixed: [] })
+    assert.deepEqual(JSON.parse(json.out), { ok: true, schemas: 1, findings: [], fixed: [], pending: { ready: 0, stale: 0, tampered: 0, orphans: 0 } })
   })
 
   await t.test('findings: a table and exit 1; --json for CI', async () => {

@@ -16,6 +16,9 @@ import type { AuditTarget } from '../migrator/index.js'
 import { assertMigrated, auditFindings, fleetFindings, withoutAuditDuplicates } from './fleet.js'
 import { applyFixes } from './fix.js'
 import { compareStructure, queryOn } from './structure.js'
+import { MIGRATION_LOCK_KEY } from '../migrator/index.js'
+import { readPendingState, type PendingPoolState } from '../pending.js'
+import { QueryTypes } from 'sequelize'
 import type { DoctorFinding, DoctorOptions, DoctorReport } from './types.js'
 
 export type { DoctorFinding, DoctorFindingCode, DoctorOptions, DoctorReport, StructureFindingCode } from './types.js'
@@ -29,6 +32,8 @@ export interface DoctorDeps {
   tenantTables: () => string[]
   /** Called after a fix changed the template (the clone DDL cache is stale). */
   onTemplateChanged: () => void
+  /** Ends a maintenance that `migrate --maintenance` set (fix of maintenance_left_by_migrate). */
+  clearMigrateMaintenance: (schema: string) => Promise<boolean>
 }
 
 function checkOptions (options: unknown): asserts options is DoctorOptions {
@@ -72,7 +77,44 @@ export async function runDoctor (deps: DoctorDeps, options: DoctorOptions = {}):
   checkOptions(options)
   const targets = deps.auditTargets()
   const tenantTables = deps.tenantTables()
-  const fixed = options.fix === true ? sortFindings(await applyFixes(deps.sequelize, targets, deps.onTemplateChanged)) : []
+  const fixed: DoctorFinding[] = []
+  if (options.fix === true) {
+    fixed.push(...await applyFixes(deps.sequelize, targets, deps.onTemplateChanged))
+    for (const finding of await leftMaintenance(deps.sequelize)) {
+      if (finding.schema !== null && await deps.clearMigrateMaintenance(finding.schema)) fixed.push({ ...finding, message: `ended the maintenance a migrate left on ${finding.schema}` })
+    }
+  }
   const { schemas, findings } = await inspect(deps, targets, tenantTables)
-  return { ok: findings.length === 0, schemas, findings, fixed }
+  const pool = await readPendingState(deps.sequelize)
+  const extra = [...await leftMaintenance(deps.sequelize), ...poolFindings(pool)]
+  const all = sortFindings([...findings, ...extra])
+  return {
+    ok: all.length === 0,
+    schemas,
+    findings: all,
+    fixed: sortFindings(fixed),
+    pending: { ready: pool.ready, stale: pool.stale, tampered: pool.tampered.length, orphans: pool.orphans.length }
+  }
+}
+
+/** Schemas in the maintenance a `migrate --maintenance` set while no migrate holds the migration lock: a killed run's leftovers. */
+async function leftMaintenance (sequelize: Sequelize): Promise<DoctorFinding[]> {
+  const rows = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
+    `SELECT schema_name FROM public.boardinghouse_schema WHERE maintenance_by = 'migrate'
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1 AND granted)
+     ORDER BY 1`, { type: QueryTypes.SELECT, logging: false }))
+  return rows.map(({ schema_name: schema }) => ({
+    code: 'maintenance_left_by_migrate' as const,
+    schema,
+    message: `schema ${schema} is still in the maintenance a migrate --maintenance set, and no migrate runs (its requests answer 503)`,
+    fixable: true
+  }))
+}
+
+/** The pending pool's spares that will never be handed out. */
+function poolFindings (pool: PendingPoolState): DoctorFinding[] {
+  return [
+    ...pool.tampered.map((schema) => ({ code: 'pending_tampered' as const, schema, message: `spare schema ${schema} differs from its fingerprint: it is dropped, not handed out, at the next claim or fill`, fixable: false })),
+    ...pool.orphans.map((schema) => ({ code: 'pending_orphan' as const, schema, message: `schema ${schema} is named like a spare but the pool does not list it: the next fill (schema pending --fill) drops it`, fixable: false }))
+  ]
 }

@@ -35,6 +35,12 @@ export type DoctorFindingCode =
   | 'template_has_rows'
   /** A template table lacks the row guard, or has it disabled. */
   | 'template_guard_missing'
+  /** A schema is still in the maintenance a `migrate --maintenance` set, and no migrate runs (a run that was killed; fixable). */
+  | 'maintenance_left_by_migrate'
+  /** A spare schema of the pending pool differs from its fingerprint (it is dropped, never handed out, at the next claim or fill). */
+  | 'pending_tampered'
+  /** A schema named like a spare that the pool's table does not list (the next fill drops it). */
+  | 'pending_orphan'
   | StructureFindingCode
 
 export interface DoctorFinding {
@@ -73,4 +79,6 @@ export interface DoctorReport {
   findings: DoctorFinding[]
   /** With `fix`: what was repaired (else empty). */
   fixed: DoctorFinding[]
+  /** The pending pool (option `pendingSchemas`): spares ready, stale (older template), tampered, and orphan schemas. */
+  pending: { ready: number, stale: number, tampered: number, orphans: number }
 }
