@@ -4,15 +4,22 @@ import type { UmzugStorage } from 'umzug'
 import { TENANT_MIGRATION_TABLE } from '../../models/index.js'
 import type { MigrationContext } from './context.js'
 import { causeMessage } from './failure.js'
+import { quoteLiteral } from '../names.js'
+
+/** A migration storage that can also tell the SQL reading what ran (to send it with the schema's lock, in one message). */
+export interface LedgerStorage extends UmzugStorage<MigrationContext> {
+  /** One SELECT of the executed names (column `name`), with the schema as a literal. */
+  readonly executedSql: string
+}
 
 /** umzug storage: the rows of the per-schema ledger for one schema. */
-export function ledgerStorage (sequelize: Sequelize, schema: string): UmzugStorage<MigrationContext> {
+export function ledgerStorage (sequelize: Sequelize, schema: string): LedgerStorage {
+  const executedSql = `SELECT name FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = ${quoteLiteral(schema)} ORDER BY name`
   return {
+    executedSql,
     async executed () {
       // Read inside the schema's transaction, after its lock: what a concurrent run committed counts.
-      const rows = await sequelize.query<{ name: string }>(
-        `SELECT name FROM public.${TENANT_MIGRATION_TABLE} WHERE schema_name = :schema ORDER BY name`,
-        { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
+      const rows = await sequelize.query<{ name: string }>(executedSql, { type: QueryTypes.SELECT, logging: false })
       return rows.map((r) => r.name)
     },
     async logMigration ({ name }) {
