@@ -82,7 +82,7 @@ test('online migrations', async (t) => {
     // sequelize-cli's object, queryInterface.addIndex with concurrently (no schema named)
     tenant.write('002-title-idx.cjs', `module.exports = {
       transaction: false,
-      async up (queryInterface) { await queryInterface.addIndex('items', ['title'], { name: 'items_title_idx', concurrently: true }) }
+      async up (queryInterface, Sequelize) { await queryInterface.addIndex('items', ['title'], { name: 'items_title_idx', concurrently: true }) }
     }`)
     // transactional, between two online ones: a NOT VALID constraint and a column
     tenant.write('003-check.cjs', `module.exports = { async up ({ context: { queryInterface, Sequelize } }) {
@@ -252,7 +252,9 @@ await sequelize.close()
     assert.equal(await indexState(sequelize, 'o3', 'items_title_n_idx'), 'invalid')
     assert.ok(!(await ledger(sequelize, 'o3')).includes('010-killed'))
     assert.equal(await indexState(sequelize, 'o4', 'items_title_n_idx'), 'missing')
-    // IF NOT EXISTS alone would keep the INVALID index: the rerun repairs it first
+    // IF NOT EXISTS alone keeps the INVALID index (the statement skips it): the rerun repairs it first
+    await sequelize.query('CREATE INDEX CONCURRENTLY IF NOT EXISTS items_title_n_idx ON o3.items (title, n)')
+    assert.equal(await indexState(sequelize, 'o3', 'items_title_n_idx'), 'invalid')
     const again = await make().migrate()
     assert.ok(again.migratedSchemas >= 3)
     for (const s of [TEMPLATE_SCHEMA, ...SCHEMAS, 'o5', 'late']) {

@@ -186,7 +186,8 @@ test('every TypeScript block of the README type-checks as a consumer\'s code and
   assert.equal(migrated.code, 0, migrated.out)
   // the library's own shared migrations, and the README's one shared migration (plans)
   const shared = readdirSync(join(root, 'migrations')).filter((f) => f.endsWith('.js')).length + 1
-  assert.match(migrated.out, new RegExp(`migrated: ${shared} shared, 1 in the template`))
+  const tenantMigrations = blocks.filter((b) => b.file.startsWith('migrations/tenant/')).length // create-items, and the online index
+  assert.match(migrated.out, new RegExp(`migrated: ${shared} shared, ${tenantMigrations} in the template`))
   assert.equal((await cli('schema', 'create', 'acme')).code, 0)
   const listed = await cli('schema', 'list')
   assert.equal(listed.out.trim(), 'acme\tacme')

@@ -11,6 +11,11 @@
  *   connection is kept from idling out and watched: losing it stops the run (FST_BH_MIGRATION_LOCK_LOST)
  *   before another schema commits. Each schema's transaction also takes a transaction-level lock of
  *   its own and reads its ledger after it, so even two runs at once never apply a migration twice.
+ * - Every wait for one of these locks is a retried try, never a statement blocked on it (waitForLock):
+ *   a blocked statement holds a snapshot that a CREATE INDEX CONCURRENTLY would wait for.
+ * - Online migrations (`transaction = false`, online.ts) cut a schema's run into segments: each run
+ *   of transactional migrations is one transaction as above; an online one runs outside any, under
+ *   the schema's session-level lock, and its ledger row is written after it succeeded.
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize'
 import { SequelizeStorage, Umzug, type UmzugStorage } from 'umzug'
@@ -187,8 +192,8 @@ export class Migrator {
         umzug.on('migrating', ({ name }) => { state.migration = name })
         if (beforeEach !== undefined) umzug.on('migrating', beforeEach)
         const ran = await umzug.up()
-        if (after !== undefined) await after(ran.map((m) => m.name))
-        await lock.check()
+        // The lock is probed (on its own connection) while `after` runs: both before COMMIT.
+        await Promise.all([after?.(ran.map((m) => m.name)), lock.check()])
         state.stage = 'commit'
         return ran.map((m) => m.name)
       }, { transaction })))
