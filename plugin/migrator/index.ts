@@ -19,7 +19,7 @@
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize'
 import { SequelizeStorage, Umzug, type UmzugStorage } from 'umzug'
-import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../../models/index.js'
+import type { UserIdType } from '../../models/index.js'
 import { runWithSchema } from '../context.js'
 import { poolMax, withOwnConnection } from '../db.js'
 import { BoardinghouseErrors } from '../errors.js'
@@ -28,7 +28,7 @@ import { CHANNEL } from '../notify.js'
 import { SequelizeWithDataTypes, schemaQueryInterface, type MigrationContext } from './context.js'
 import { isConnectionLoss, wrapFailure, type RunState } from './failure.js'
 import { libraryMigrationsFolder, loadMigrations, toRunnable, type LoadedMigration } from './files.js'
-import { ledgerStorage, type LedgerStorage } from './ledger.js'
+import { ledgerStorage, schemasBehind, type LedgerStorage } from './ledger.js'
 import { MIGRATION_LOCK_KEY, MigrationLock, waitForLock } from './lock.js'
 import { OnlineSessions, isOnline, runOnline, segments } from './online.js'
 import { assertTemplateEmpty, bumpTemplateGeneration, ensureAuditTriggers, guardTemplate, missingAuditTriggers, type AuditTarget } from './triggers.js'
@@ -266,20 +266,12 @@ export class Migrator {
         // 2. Which schemas are behind: one query over the ledger.
         const names = tenant.map((m) => m.name)
         await sequelize.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TEMPLATE_SCHEMA)}`, { logging: false })
-        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
-          `SELECT s.schema_name FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
-                                      UNION ALL SELECT schema_name, 1 FROM public.${SCHEMA_TABLE}) s
-           WHERE (SELECT count(*) FROM public.${TENANT_MIGRATION_TABLE} m
-                  WHERE m.schema_name = s.schema_name AND m.name = ANY(ARRAY[:names]::text[])) < :count
-           ORDER BY s.ord, s.schema_name`,
-          { replacements: { names: names.length > 0 ? names : [''], count: names.length }, type: QueryTypes.SELECT, logging: false }))
-        const total = await sequelize.query<{ n: string }>(`SELECT count(*) AS n FROM public.${SCHEMA_TABLE}`, { type: QueryTypes.SELECT, logging: false })
-        const tenantCount = Number(total[0]?.n ?? 0)
+        const { behind, tenantCount } = await runWithSchema(null, async () => await schemasBehind(sequelize, names))
 
         // 3. The template first: if it fails, no tenant is touched.
         let templateRan: string[] = []
-        const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA)
-        if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
+        const rest = behind.filter((s) => s !== TEMPLATE_SCHEMA)
+        if (behind.includes(TEMPLATE_SCHEMA)) {
           try {
             templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), lock, {
               beforeEach: async () => { await guardTemplate(sequelize) },
