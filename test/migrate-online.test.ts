@@ -289,3 +289,21 @@ test('a migration exporting a transaction that is not a boolean is refused, nami
     return true
   })
 })
+
+test('an online shared migration runs once, in public, after the transactional ones before it', async (t) => {
+  const shared = folder(t)
+  shared.write('001-create-plans.cjs', `module.exports = { async up ({ context: { queryInterface, Sequelize } }) {
+    await queryInterface.createTable('plans', { id: { type: Sequelize.INTEGER, primaryKey: true }, name: { type: Sequelize.TEXT } })
+  } }`)
+  shared.write('002-plans-name-idx.cjs', `module.exports = { transaction: false, async up (queryInterface, Sequelize) {
+    await queryInterface.addIndex('plans', ['name'], { name: 'plans_name_idx', concurrently: true })
+  } }`)
+  const url = await createTestDatabase(t)
+  const sequelize = sequelizeFor(t, url)
+  const result = await new Boardinghouse({ sequelize, sharedMigrations: shared.dir }).migrate()
+  assert.ok(result.shared.includes('001-create-plans') && result.shared.includes('002-plans-name-idx'))
+  assert.equal(await indexState(sequelize, 'public', 'plans_name_idx'), 'valid')
+  const meta = await sequelize.query<{ name: string }>('SELECT name FROM "SequelizeMeta" ORDER BY name', { type: QueryTypes.SELECT })
+  assert.deepEqual(meta.map((r) => r.name), ['001-create-plans', '002-plans-name-idx'])
+  assert.deepEqual((await new Boardinghouse({ sequelize, sharedMigrations: shared.dir }).migrate()).shared, [])
+})

@@ -101,12 +101,7 @@ export class MigrationLock {
   async release (): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer)
     for (const fn of this.cleanups.splice(0)) await fn().catch(() => {})
-    if (this.lost === null) {
-      // The schemas commit with synchronous_commit off; one synchronous commit (an xid of its own)
-      // flushes the WAL up to here: once migrate() is done, every schema it migrated is durable.
-      await this.connection.query('SELECT txid_current()').catch(() => {})
-      await this.connection.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
-    }
+    if (this.lost === null) await this.connection.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
     const client = this.connection as unknown as PgClientLike
     client.off?.('error', this.onError)
     client.off?.('end', this.onEnd)

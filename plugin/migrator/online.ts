@@ -18,6 +18,7 @@
 import type { Sequelize } from 'sequelize'
 import { openOwnConnection, type RawConnection } from '../db.js'
 import { quoteIdent } from '../names.js'
+import { tablesOfSchema } from './catalog.js'
 import type { LoadedMigration } from './files.js'
 import { MIGRATION_LOCK_KEY, waitForLock, type MigrationLock } from './lock.js'
 
@@ -140,14 +141,15 @@ export interface InvalidIndex {
 
 /** INVALID plain indexes of `schema` (partitioned parents, invalid until attached, are not counted). */
 export async function invalidIndexes (connection: RawConnection, schema: string): Promise<InvalidIndex[]> {
+  // From the schema's tables (pg_depend) to their indexes (pg_index's index on indrelid): no scan
+  // of pg_index or pg_class, which hold every schema's.
   const { rows } = await connection.query(
     `SELECT c.relname AS name, t.relname AS "table",
             (SELECT p.pid FROM pg_catalog.pg_stat_progress_create_index p WHERE p.relid = i.indrelid LIMIT 1) AS building
-     FROM pg_catalog.pg_index i
+     FROM (${tablesOfSchema('$1')}) t
+     JOIN pg_catalog.pg_index i ON i.indrelid = t.oid
      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-     JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
-     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = $1 AND c.relkind = 'i' AND NOT i.indisvalid
+     WHERE c.relkind = 'i' AND NOT i.indisvalid
      ORDER BY 1`, [schema])
   return rows.map((r) => ({ name: r.name as string, table: r.table as string, buildingPid: r.building === null ? null : Number(r.building) }))
 }

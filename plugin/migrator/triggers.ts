@@ -5,6 +5,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { SCHEMA_TABLE } from '../../models/index.js'
 import { GUARD_TRIGGER_PREFIX } from '../clone/index.js'
+import { tablesOfSchema } from './catalog.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from '../names.js'
 
 export const GUARD_TRIGGER = `${GUARD_TRIGGER_PREFIX}_template_guard`
@@ -21,18 +22,6 @@ export interface AuditTarget {
 
 export const AUDIT_TRIGGER = 'boardinghouse_audit'
 
-/**
- * The tables (relkind r, p) of one schema, found through the schema's dependency rows (pg_depend's
- * index on the referenced object), not by scanning pg_class: pg_class has no index on relnamespace,
- * and with 10,000 tenant schemas a scan reads ~150,000 rows (40 ms) to find the template's few.
- * `schema` is a SQL expression of type text.
- */
-function tablesOfSchema (schema: string): string {
-  return `SELECT c.oid, c.relname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
-     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_namespace'::regclass
-       AND d.refobjid = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${schema}) AND d.refobjsubid = 0
-       AND d.deptype = 'n' AND c.relkind IN ('r', 'p')`
-}
 
 /**
  * The guard covers tables from the migrations before the current one; a migration that creates a
