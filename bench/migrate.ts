@@ -12,10 +12,13 @@
  *
  * Targets (issue 12): noop_s_10000 <= 0.2 s, parallel_s <= 2 s at 1,000 schemas.
  * `round_trips_per_schema`: queries the process sent (pg's Client#query, every connection) per
- * schema in the last parallel run.
+ * schema in the last parallel run. The machine may be shared: `node_cpu_s_*` and `pg_cpu_s_*` (CPU
+ * seconds of this process and of the pool's backends per run) do not depend on what else runs,
+ * `machine_busy_share` tells how busy it was.
  *
  * Prints progress lines, then one JSON object as the last line.
  */
+import { readFileSync } from 'node:fs'
 import pg from 'pg'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
@@ -38,6 +41,45 @@ const ALL_RUNS: Mode[] = ['parallel', 'serial', 'online', 'online', 'serial', 'p
 /** BENCH_ONLINE=0 leaves the online runs out (to measure a library version without online migrations). */
 const ORDER: Mode[] = process.env.BENCH_ONLINE === '0' ? ALL_RUNS.filter((m) => m !== 'online') : ALL_RUNS
 const TABLES = ['items', 'projects', 'notes'] as const
+
+const CLK_TCK = 100 // Linux USER_HZ
+
+/**
+ * CPU seconds (user + system) of this database's PostgreSQL backends by pid (/proc: the server runs
+ * on this machine; none elsewhere). The pool's backends outlive a run; the lock's and the online
+ * sessions' own connections end with it and are not counted.
+ */
+async function backendCpu (sequelize: Sequelize): Promise<Map<number, number>> {
+  const rows = await sequelize.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()', { type: QueryTypes.SELECT })
+  const out = new Map<number, number>()
+  for (const { pid } of rows) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(pid, (Number(fields[11]) + Number(fields[12])) / CLK_TCK)
+    } catch {
+      // not on this machine, or gone
+    }
+  }
+  return out
+}
+
+function cpuDelta (before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0
+  for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0)
+  return sum
+}
+
+/** The machine's busy CPU share (all processes, /proc/stat) between two samples. */
+function machineCpu (): { busy: number, total: number } {
+  try {
+    const v = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0)
+    return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total }
+  } catch {
+    return { busy: 0, total: 0 }
+  }
+}
 
 /** Queries sent by this process (every pg client: pool, lock and online-DDL connections). */
 let queriesSent = 0
@@ -183,6 +225,9 @@ runBench('bench:migrate', async () => {
       const times: Record<Mode, number[]> = { parallel: [], serial: [], online: [] }
       const nodeCpuShare: Record<Mode, number[]> = { parallel: [], serial: [], online: [] }
       let roundTrips = 0
+      const pgCpu: Record<Mode, number[]> = { parallel: [], serial: [], online: [] }
+      const nodeCpuS: Record<Mode, number[]> = { parallel: [], serial: [], online: [] }
+      const busyShare: number[] = []
       for (const [i, mode] of ORDER.entries()) {
         const n = i + 3
         const file = `${String(n).padStart(3, '0')}-add-extra-${n}`
@@ -194,6 +239,8 @@ runBench('bench:migrate', async () => {
         }
         const instance = make()
         let last = 0
+        const pg0 = await backendCpu(sequelize)
+        const machine0 = machineCpu()
         const cpu = process.cpuUsage()
         const sent = queriesSent
         const run = await timed(async (): Promise<MigrateResult> => await instance.migrate({
@@ -205,6 +252,11 @@ runBench('bench:migrate', async () => {
         if (mode === 'parallel') roundTrips = (queriesSent - sent) / SCHEMAS
         const used = process.cpuUsage(cpu)
         const nodeCpu = (used.user + used.system) / 1e6
+        const machine1 = machineCpu()
+        const pgUsed = cpuDelta(pg0, await backendCpu(sequelize))
+        pgCpu[mode].push(pgUsed)
+        nodeCpuS[mode].push(nodeCpu)
+        if (machine1.total > machine0.total) busyShare.push((machine1.busy - machine0.busy) / (machine1.total - machine0.total))
         nodeCpuShare[mode].push(nodeCpu / (run.ms / 1000))
         if (run.value.migratedSchemas !== SCHEMAS) throw new Error(`migration ${n} migrated ${run.value.migratedSchemas} schemas, expected ${SCHEMAS}`)
         const withColumn = await schemasWithColumn(sequelize, n)
@@ -213,7 +265,7 @@ runBench('bench:migrate', async () => {
         if (withIndex !== SCHEMAS + 1) throw new Error(`migration ${n}: valid indexes in ${withIndex} schemas, expected ${SCHEMAS + 1}`)
         times[mode].push(run.ms / 1000)
         const how = mode === 'serial' ? '1 connection' : mode === 'online' ? `online DDL, concurrency ${CONCURRENCY}` : `concurrency ${CONCURRENCY}`
-        log(`migration ${n} (${how}): ${(run.ms / 1000).toFixed(2)} s across ${run.value.migratedSchemas} schemas + template; this Node process used ${nodeCpu.toFixed(2)} s CPU (${(100 * nodeCpu / (run.ms / 1000)).toFixed(0)}% of one core); ${((queriesSent - sent) / SCHEMAS).toFixed(1)} queries per schema`)
+        log(`migration ${n} (${how}): ${(run.ms / 1000).toFixed(2)} s across ${run.value.migratedSchemas} schemas + template; this Node process used ${nodeCpu.toFixed(2)} s CPU (${(100 * nodeCpu / (run.ms / 1000)).toFixed(0)}% of one core), the pool's backends ${pgUsed.toFixed(2)} s; ${((queriesSent - sent) / SCHEMAS).toFixed(1)} queries per schema; machine ${(100 * (busyShare[busyShare.length - 1] ?? 0)).toFixed(0)}% busy`)
       }
       const parallel = median(times.parallel)
       const serial = median(times.serial)
@@ -265,6 +317,13 @@ runBench('bench:migrate', async () => {
         node_cpu_share_parallel: round2(median(nodeCpuShare.parallel)),
         node_cpu_share_serial: round2(median(nodeCpuShare.serial)),
         node_cpu_share_online: nodeCpuShare.online.length > 0 ? round2(median(nodeCpuShare.online)) : null,
+        // CPU seconds per run (medians): what the work costs, whatever else runs on the machine
+        node_cpu_s_parallel: round2(median(nodeCpuS.parallel)),
+        node_cpu_s_serial: round2(median(nodeCpuS.serial)),
+        pg_cpu_s_parallel: round2(median(pgCpu.parallel)),
+        pg_cpu_s_serial: round2(median(pgCpu.serial)),
+        pg_cpu_s_online: pgCpu.online.length > 0 ? round2(median(pgCpu.online)) : null,
+        machine_busy_share: round2(median(busyShare)),
         create_ms_per_schema: round1(created.ms / SCHEMAS),
         spurious_not_found: spurious.count
       }
