@@ -4,7 +4,8 @@
  *
  * The SET travels in the same simple-protocol message as the query (Sequelize's `searchPath`
  * prepend), so no per-connection state can go stale. Queries with bind parameters (extended
- * protocol, one statement only) and statements Sequelize marks `supportsSearchPath: false` get a
+ * protocol, one statement only) and, outside a transaction, statements Sequelize marks
+ * `supportsSearchPath: false` and every query of an online migration (`separateSearchPath`) get a
  * separate SET on their connection first; COMMIT and ROLLBACK get none.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
