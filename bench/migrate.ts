@@ -13,12 +13,12 @@
  * Targets (issue 12): noop_s_10000 <= 0.2 s, parallel_s <= 2 s at 1,000 schemas.
  * `round_trips_per_schema`: queries the process sent (pg's Client#query, every connection) per
  * schema in the last parallel run. The machine may be shared: `node_cpu_s_*` and `pg_cpu_s_*` (CPU
- * seconds of this process and of the pool's backends per run) do not depend on what else runs,
+ * seconds of this process and of its PostgreSQL backends per run) depend less on what else runs,
  * `machine_busy_share` tells how busy it was.
  *
  * Prints progress lines, then one JSON object as the last line.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import pg from 'pg'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
@@ -45,29 +45,47 @@ const TABLES = ['items', 'projects', 'notes'] as const
 const CLK_TCK = 100 // Linux USER_HZ
 
 /**
- * CPU seconds (user + system) of this database's PostgreSQL backends by pid (/proc: the server runs
- * on this machine; none elsewhere). The pool's backends outlive a run; the lock's and the online
- * sessions' own connections end with it and are not counted.
+ * CPU seconds (user + system) of this database's PostgreSQL backends, sampled from /proc every
+ * 100 ms while a run goes on (the server runs on this machine): backends that end during the run
+ * (recycled pool connections, the lock's and the online sessions' own) count up to their last sample.
  */
-async function backendCpu (sequelize: Sequelize): Promise<Map<number, number>> {
-  const rows = await sequelize.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()', { type: QueryTypes.SELECT })
-  const out = new Map<number, number>()
-  for (const { pid } of rows) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.set(pid, (Number(fields[11]) + Number(fields[12])) / CLK_TCK)
-    } catch {
-      // not on this machine, or gone
+class BackendCpu {
+  private readonly start = new Map<number, number>()
+  private readonly last = new Map<number, number>()
+  private timer: NodeJS.Timeout | null = null
+
+  constructor (private readonly database: string) {}
+
+  private sample (into: Map<number, number>): void {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+        if (!cmdline.startsWith('postgres: ') || !cmdline.includes(` ${this.database} `)) continue
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        into.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / CLK_TCK)
+      } catch {
+        // gone meanwhile
+      }
     }
   }
-  return out
-}
 
-function cpuDelta (before: Map<number, number>, after: Map<number, number>): number {
-  let sum = 0
-  for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0)
-  return sum
+  begin (): void {
+    this.start.clear()
+    this.last.clear()
+    this.sample(this.start)
+    this.timer = setInterval(() => { this.sample(this.last) }, 100)
+  }
+
+  /** CPU seconds used since begin() by this database's backends. */
+  end (): number {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.sample(this.last)
+    let sum = 0
+    for (const [pid, s] of this.last) sum += s - (this.start.get(pid) ?? 0)
+    return sum
+  }
 }
 
 /** The machine's busy CPU share (all processes, /proc/stat) between two samples. */
@@ -185,7 +203,7 @@ async function schemasWithColumn (sequelize: Sequelize, n: number): Promise<numb
 }
 
 runBench('bench:migrate', async () => {
-  const result = await withBenchDatabase(async (url) => {
+  const result = await withBenchDatabase(async (url, database) => {
     const sequelize = makeSequelize(url, 5)
     const folder = migrationFolder('bh-bench-migrate-')
     try {
@@ -239,7 +257,8 @@ runBench('bench:migrate', async () => {
         }
         const instance = make()
         let last = 0
-        const pg0 = await backendCpu(sequelize)
+        const backends = new BackendCpu(database)
+        backends.begin()
         const machine0 = machineCpu()
         const cpu = process.cpuUsage()
         const sent = queriesSent
@@ -253,7 +272,7 @@ runBench('bench:migrate', async () => {
         const used = process.cpuUsage(cpu)
         const nodeCpu = (used.user + used.system) / 1e6
         const machine1 = machineCpu()
-        const pgUsed = cpuDelta(pg0, await backendCpu(sequelize))
+        const pgUsed = backends.end()
         pgCpu[mode].push(pgUsed)
         nodeCpuS[mode].push(nodeCpu)
         if (machine1.total > machine0.total) busyShare.push((machine1.busy - machine0.busy) / (machine1.total - machine0.total))
@@ -265,7 +284,7 @@ runBench('bench:migrate', async () => {
         if (withIndex !== SCHEMAS + 1) throw new Error(`migration ${n}: valid indexes in ${withIndex} schemas, expected ${SCHEMAS + 1}`)
         times[mode].push(run.ms / 1000)
         const how = mode === 'serial' ? '1 connection' : mode === 'online' ? `online DDL, concurrency ${CONCURRENCY}` : `concurrency ${CONCURRENCY}`
-        log(`migration ${n} (${how}): ${(run.ms / 1000).toFixed(2)} s across ${run.value.migratedSchemas} schemas + template; this Node process used ${nodeCpu.toFixed(2)} s CPU (${(100 * nodeCpu / (run.ms / 1000)).toFixed(0)}% of one core), the pool's backends ${pgUsed.toFixed(2)} s; ${((queriesSent - sent) / SCHEMAS).toFixed(1)} queries per schema; machine ${(100 * (busyShare[busyShare.length - 1] ?? 0)).toFixed(0)}% busy`)
+        log(`migration ${n} (${how}): ${(run.ms / 1000).toFixed(2)} s across ${run.value.migratedSchemas} schemas + template; this Node process used ${nodeCpu.toFixed(2)} s CPU (${(100 * nodeCpu / (run.ms / 1000)).toFixed(0)}% of one core), its PostgreSQL backends ${pgUsed.toFixed(2)} s; ${((queriesSent - sent) / SCHEMAS).toFixed(1)} queries per schema; machine ${(100 * (busyShare[busyShare.length - 1] ?? 0)).toFixed(0)}% busy`)
       }
       const parallel = median(times.parallel)
       const serial = median(times.serial)
