@@ -11,7 +11,7 @@ import { runWithSchema } from './context.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { encodeNotice, type EventKey, type NoticeKind } from './events.js'
-import { MIGRATION_LOCK_SHARED_SQL, MIGRATION_RUNNING_STATE, lockRetryPause } from './migrator/index.js'
+import { MIGRATION_LOCK_SHARED_SQL, MIGRATION_RUNNING_STATE, waitWhileMigrating } from './migrator/index.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { CHANNEL } from './notify.js'
 import { sqlState } from './pg-errors.js'
@@ -161,7 +161,6 @@ export class SchemaAdmin {
    */
   private async cloneWithHooks (schema: string, displayName: string, hooks: readonly CreateHook[]): Promise<SchemaInfo> {
     const { sequelize } = this.deps
-    let waits = 0
     for (let attempt = 0; ; attempt++) {
       try {
         // The DDL is read (and cached) outside the creation's transaction: a rollback must not undo what the cache recorded.
@@ -183,7 +182,7 @@ export class SchemaAdmin {
       } catch (err) {
         if (err instanceof BoardinghouseErrors.CREATE_HOOK_FAILED) throw err
         const code = sqlState(err)
-        if (code === MIGRATION_RUNNING_STATE) { await lockRetryPause(waits++); attempt--; continue }
+        if (code === MIGRATION_RUNNING_STATE) { await withConnection(sequelize, waitWhileMigrating); attempt--; continue }
         if (code === STALE_TEMPLATE_STATE && attempt === 0) { this.deps.clone.forget(); continue }
         if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
         throw new BoardinghouseErrors.CLONE_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })
@@ -211,7 +210,6 @@ export class SchemaAdmin {
   }
 
   private async clone (connection: RawConnection, schema: string, displayName: string): Promise<SchemaInfo> {
-    let waits = 0
     for (let attempt = 0; ; attempt++) {
       const { version, ddl } = await this.deps.clone.get(connection)
       const sql = ['BEGIN', ...this.cloneStatements(schema, displayName, version, ddl), 'COMMIT'].join(';\n')
@@ -221,7 +219,7 @@ export class SchemaAdmin {
       } catch (err) {
         await connection.query('ROLLBACK').catch(() => {})
         const code = sqlState(err)
-        if (code === MIGRATION_RUNNING_STATE) { await lockRetryPause(waits++); attempt--; continue }
+        if (code === MIGRATION_RUNNING_STATE) { await waitWhileMigrating(connection); attempt--; continue }
         if (code === STALE_TEMPLATE_STATE && attempt === 0) { this.deps.clone.forget(); continue }
         if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
         throw new BoardinghouseErrors.CLONE_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })

@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import type pg from 'pg'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
-import { MIGRATION_LOCK_KEY } from '../plugin/migrator/index.js'
+import { MIGRATION_LOCK_KEY, WAITING_MARKER } from '../plugin/migrator/index.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
 import { connect, createTestDatabase, sequelizeFor } from './helpers.js'
 
@@ -187,8 +187,11 @@ export async function up ({ context: { sequelize, transaction } }) {
     await until('the CIC in o2 waiting', async () => (await waitingBackends(watcher, 'bh_online_blocked')).length === 1)
     let created = false
     const creation = make().createSchema('late').then((r) => { created = true; return r })
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    // negative control: both are really waiting (the creation for the run, the run for the blocker)
+    // negative control: both are really waiting (the creation for the run's lock, the run for the blocker)
+    await until('the creation waiting for the migration lock', async () =>
+      (await watcher.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()
+         AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_KEY} AND granted)`, [WAITING_MARKER])).rows.length === 1)
+    await new Promise((resolve) => setTimeout(resolve, 300))
     assert.equal(created, false)
     assert.equal(migrated, false)
     assert.equal(await indexState(sequelize, 'o2', 'items_tag_idx'), 'invalid')

@@ -35,7 +35,7 @@ import { assertTemplateEmpty, bumpTemplateGeneration, ensureAuditTriggers, guard
 
 export { SequelizeWithDataTypes, schemaQueryInterface, type MigrationContext } from './context.js'
 export { loadMigrations } from './files.js'
-export { MIGRATION_LOCK_KEY, MIGRATION_LOCK_SHARED_SQL, MIGRATION_RUNNING_STATE, lockRetryPause } from './lock.js'
+export { MIGRATION_LOCK_KEY, MIGRATION_LOCK_SHARED_SQL, MIGRATION_RUNNING_STATE, WAITING_MARKER, waitWhileMigrating } from './lock.js'
 export { AUDIT_TRIGGER, GUARD_TRIGGER, type AuditTarget } from './triggers.js'
 
 export type MigrationPhase = 'shared' | 'template' | 'tenants'

@@ -30,7 +30,27 @@ export async function lockRetryPause (tries: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, pause))
 }
 
-/** SQLSTATE of MIGRATION_LOCK_SHARED_SQL when a migrate holds the lock: roll back, pause, try again. */
+/**
+ * Marks the queries of a session waiting for the migration lock: pg_stat_activity shows it in the
+ * backend's last query while it waits (a waiter holds nothing: pg_locks shows no ungranted lock).
+ */
+export const WAITING_MARKER = '/* boardinghouse: waiting for the migration lock */'
+
+/** True while a migrate holds the migration lock (its session-level exclusive advisory lock). */
+const MIGRATION_RUNNING_SQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ExclusiveLock'
+  AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1) AS running ${WAITING_MARKER}`
+
+/** Waits (reading pg_locks, holding nothing) until no migrate holds the migration lock: a tenant creation's wait. */
+export async function waitWhileMigrating (connection: RawConnection): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    const { rows } = await connection.query(MIGRATION_RUNNING_SQL)
+    if ((rows[0] as { running?: boolean } | undefined)?.running !== true) return
+    await lockRetryPause(tries)
+  }
+}
+
+/** SQLSTATE of MIGRATION_LOCK_SHARED_SQL when a migrate holds the lock: roll back, wait (waitWhileMigrating), try again. */
 export const MIGRATION_RUNNING_STATE = 'BHMIG'
 
 /**
@@ -73,7 +93,7 @@ export class MigrationLock {
     const { rows } = await this.connection.query("SELECT current_setting('server_version_num')::int AS v")
     const version = Number((rows[0] as { v: number } | undefined)?.v ?? 0)
     await this.connection.query(`SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0${version >= 140000 ? '; SET idle_session_timeout = 0' : ''}`)
-    await waitForLock(async () => (await this.connection.query(`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS ok`)).rows[0]?.ok === true)
+    await waitForLock(async () => (await this.connection.query(`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS ok ${WAITING_MARKER}`)).rows[0]?.ok === true)
     this.timer = setInterval(() => { this.probe().catch(() => {}) }, LOCK_HEARTBEAT_MS)
     this.timer.unref()
   }
