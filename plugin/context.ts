@@ -4,7 +4,8 @@
  *
  * The SET travels in the same simple-protocol message as the query (Sequelize's `searchPath`
  * prepend), so no per-connection state can go stale. Queries with bind parameters (extended
- * protocol, one statement only) and statements Sequelize marks `supportsSearchPath: false` get a
+ * protocol, one statement only) and, outside a transaction, statements Sequelize marks
+ * `supportsSearchPath: false` and every query of an online migration (`separateSearchPath`) get a
  * separate SET on their connection first; COMMIT and ROLLBACK get none.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
@@ -27,6 +28,12 @@ export interface TenantStore {
   readonly transaction?: Transaction
   /** The request id, when the context is a request's. */
   readonly requestId?: string
+  /**
+   * Outside a transaction, every query gets its `SET search_path` in a message of its own, sent on
+   * its connection first: an online migration's (CREATE INDEX CONCURRENTLY cannot run in the
+   * implicit transaction block of a multi-statement message).
+   */
+  readonly separateSearchPath?: boolean
 }
 
 /** Points a store at another schema (the request layer's activate/deactivate). */
@@ -276,19 +283,23 @@ export function installContextHooks (sequelize: Sequelize): ContextState {
       q.options.searchPath = undefined
       return undefined
     }
-    if (opts.bind === undefined && opts.supportsSearchPath !== false) {
-      // The common path: the SET travels in the query's own message.
+    const separate = store?.separateSearchPath === true && transaction === undefined
+    if (opts.bind === undefined && !separate && (opts.supportsSearchPath !== false || transaction !== undefined)) {
+      // The common path: the SET travels in the query's own message. Inside a transaction also for
+      // statements flagged `supportsSearchPath: false` (addIndex): the transaction is a block already
+      // (CONCURRENTLY cannot run there either way), so a SET of their own would be a wasted round trip.
       q.options.searchPath = settings(state, store, false)
       return undefined
     }
     q.options.searchPath = undefined
-    if (opts.bind !== undefined && state.bindPath === 'transaction' && transaction === undefined) {
+    if (opts.bind !== undefined && state.bindPath === 'transaction' && transaction === undefined && !separate) {
       openedForBind.add(q)
       return sent(q.connection.query(`BEGIN; SET LOCAL search_path TO ${settings(state, store, false)}`))
     }
     // Extended protocol (bind) allows one statement per message, and statements Sequelize flags
-    // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY) cannot run in the implicit
-    // transaction of a multi-statement message: set the path on the connection first.
+    // `supportsSearchPath: false` (addIndex: CREATE INDEX CONCURRENTLY), like every statement of an
+    // online migration, cannot run in the implicit transaction of a multi-statement message: set
+    // the path on the connection first.
     return sent(q.connection.query(`SET search_path TO ${settings(state, store, transaction === undefined)}`))
   })
 

@@ -70,6 +70,24 @@ export async function withOwnConnection<T> (sequelize: Sequelize, fn: (connectio
 }
 
 /**
+ * A connection of its own, outside the pool, as withOwnConnection's, for a caller that keeps it
+ * across calls (the migrator's online-DDL sessions): `close()` it exactly once.
+ */
+export async function openOwnConnection (sequelize: Sequelize): Promise<{ connection: RawConnection, close: () => Promise<void> }> {
+  const manager = connectionManager(sequelize)
+  const connection = await manager.connect(connectionConfig(sequelize))
+  let closed = false
+  return {
+    connection,
+    close: async () => {
+      if (closed) return
+      closed = true
+      await manager.disconnect(connection).catch(() => {})
+    }
+  }
+}
+
+/**
  * Tenant schemas a pooled connection may serve before the library's default recycles it (closes it
  * the next time the pool would hand it out, and opens a fresh one), when the app's Sequelize sets no
  * `pool.maxUses`. A PostgreSQL backend keeps what it compiled and cached for every table it touched

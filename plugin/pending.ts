@@ -50,7 +50,7 @@ import type { Sequelize } from 'sequelize'
 import { CLONE_FORMAT, STALE_TEMPLATE_STATE, TEMPLATE_VERSION_SQL, renderCloneDDL, splitSettingList, templateVersionCheck, type CloneDDLCache } from './clone/index.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
-import { MIGRATION_LOCK_KEY } from './migrator/index.js'
+import { MIGRATION_LOCK_KEY, MIGRATION_LOCK_SHARED_SQL, waitWhileMigrating } from './migrator/index.js'
 import { PENDING_SCHEMA_PATTERN, describe, quoteIdent, quoteLiteral } from './names.js'
 import { MAX_PENDING_SCHEMAS } from './options.js'
 import { isUndefinedTable, sqlState } from './pg-errors.js'
@@ -97,7 +97,7 @@ export const CLAIMED_CONDITION = "pg_catalog.current_setting('boardinghouse.clai
  */
 export function claimStatements (schema: string): string[] {
   return [
-    `SELECT pg_catalog.pg_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY})`,
+    MIGRATION_LOCK_SHARED_SQL, // tried, never waited for in the transaction: createSchema waits outside it and tries again
     `SELECT c.claimed AS "bhClaimed", pg_catalog.array_to_string(c.discarded, ',') AS "bhDiscarded"
      FROM public.boardinghouse_claim_pending(${quoteLiteral(schema)}, ${CURRENT_VERSION_SQL}, ${CLAIM_EXAMINE}) c`,
     'SET LOCAL search_path = public'
@@ -363,7 +363,11 @@ export class PendingPool {
     let dropped = 0
     for (;;) {
       const n = await withConnection(sequelize, async (connection) => await this.dropStale(connection, background))
-      if (n === null) return { created: 0, dropped, ready: -1 }
+      if (n === null) {
+        if (background) return { created: 0, dropped, ready: -1 }
+        await withConnection(sequelize, waitWhileMigrating)
+        continue
+      }
       dropped += n
       if (n < DROP_BATCH) break
     }
@@ -371,7 +375,11 @@ export class PendingPool {
     let ready = -1
     while (created < limit && !(background && this.closed)) {
       const outcome = await withConnection(sequelize, async (connection) => await this.fillOne(connection, target, background))
-      if (outcome === null) break
+      if (outcome === null) {
+        if (background) break
+        await withConnection(sequelize, waitWhileMigrating) // a migrate is running: wait outside the transaction
+        continue
+      }
       ready = outcome.ready
       if (!outcome.created) break
       created++
@@ -379,12 +387,15 @@ export class PendingPool {
     return { created, dropped, ready }
   }
 
-  /** The statement that takes the migration lock: shared and waiting, or (background) trying and raising MIGRATING_STATE. */
-  private migrationLock (background: boolean): string {
-    return background
-      ? `DO $bh$ BEGIN IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY}) THEN
+  /**
+   * The statement that takes the migration lock, shared: tried, raising MIGRATING_STATE while a
+   * migrate holds it, never waited for inside the transaction (an online migration's CREATE INDEX
+   * CONCURRENTLY waits for every older snapshot, this transaction's too: waiting here would hang
+   * both). A background run then stops; fillPending waits outside the transaction and tries again.
+   */
+  private migrationLock (_background: boolean): string {
+    return `DO $bh$ BEGIN IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY}) THEN
            RAISE EXCEPTION 'a migrate is running' USING ERRCODE = '${MIGRATING_STATE}'; END IF; END $bh$`
-      : `SELECT pg_catalog.pg_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY})`
   }
 
   /** One transaction: drops up to DROP_BATCH stale spares and orphan schemas; returns how many (null: a migrate is running). */

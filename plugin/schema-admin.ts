@@ -11,7 +11,7 @@ import { runWithSchema } from './context.js'
 import { withConnection, type RawConnection } from './db.js'
 import { BoardinghouseErrors } from './errors.js'
 import { encodeNotice, type EventKey, type NoticeKind } from './events.js'
-import { MIGRATION_LOCK_KEY } from './migrator/index.js'
+import { MIGRATION_LOCK_SHARED_SQL, MIGRATION_RUNNING_STATE, waitWhileMigrating } from './migrator/index.js'
 import { TEMPLATE_SCHEMA, assertSchemaName, describe, quoteIdent, quoteLiteral } from './names.js'
 import { CHANNEL } from './notify.js'
 import { CLAIMED_CONDITION, claimStatements, readClaim, type PendingPool } from './pending.js'
@@ -204,6 +204,11 @@ export class SchemaAdmin {
       if (err instanceof BoardinghouseErrors.CREATE_HOOK_FAILED) throw err
       const code = sqlState(err)
       if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
+      if (code === MIGRATION_RUNNING_STATE) {
+        // a migrate is running: wait for it outside any transaction, then claim again
+        await withConnection(sequelize, waitWhileMigrating)
+        return await this.claim(pending, schema, displayName, hooks)
+      }
       pending.claimFailed(err)
       return null
     }
@@ -243,6 +248,7 @@ export class SchemaAdmin {
       } catch (err) {
         if (err instanceof BoardinghouseErrors.CREATE_HOOK_FAILED) throw err
         const code = sqlState(err)
+        if (code === MIGRATION_RUNNING_STATE) { await withConnection(sequelize, waitWhileMigrating); attempt--; continue }
         if (code === STALE_TEMPLATE_STATE && attempt === 0) { this.deps.clone.forget(); continue }
         if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
         throw new BoardinghouseErrors.CLONE_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })
@@ -253,7 +259,7 @@ export class SchemaAdmin {
   /** The creation's statements, between BEGIN and COMMIT: lock, version check, DDL, registry and ledger rows, notice. */
   private cloneStatements (schema: string, displayName: string, version: string, ddl: Parameters<typeof renderCloneDDL>[0]): string[] {
     return [
-      `SELECT pg_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY})`,
+      MIGRATION_LOCK_SHARED_SQL, // tried: a running migrate makes it raise, and createSchema waits outside the transaction
       templateVersionCheck(version),
       `CREATE SCHEMA ${quoteIdent(schema)}`,
       `SET LOCAL search_path = ${quoteIdent(schema)}, public`,
@@ -286,6 +292,7 @@ export class SchemaAdmin {
       } catch (err) {
         await connection.query('ROLLBACK').catch(() => {})
         const code = sqlState(err)
+        if (code === MIGRATION_RUNNING_STATE) { await waitWhileMigrating(connection); attempt--; continue }
         if (code === STALE_TEMPLATE_STATE && attempt === 0) { this.deps.clone.forget(); continue }
         if (code === '42P06' || code === '23505') throw new BoardinghouseErrors.SCHEMA_EXISTS(schema, { cause: err })
         throw new BoardinghouseErrors.CLONE_FAILED(schema, err instanceof Error ? err.message : String(err), { cause: err })

@@ -15,7 +15,7 @@ import { DataTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { main, type CliIO } from '../plugin/cli.js'
 import type { DoctorFinding, DoctorReport } from '../plugin/doctor/index.js'
-import { GUARD_TRIGGER, MIGRATION_LOCK_KEY } from '../plugin/migrator/index.js'
+import { GUARD_TRIGGER, MIGRATION_LOCK_KEY, WAITING_MARKER } from '../plugin/migrator/index.js'
 import { connect, createTestDatabase, hasCode, sequelizeFor } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -407,9 +407,10 @@ test('doctor', async (t) => {
       assert.deepEqual(seen(await bh.doctor()), [['audit_trigger_missing', 'acme', 'items', null]])
       let settled = false
       const fixing = bh.doctor({ fix: true }).finally(() => { settled = true })
+      // a waiter holds nothing: its query, marked with WAITING_MARKER, shows in pg_stat_activity
       const waiting = async (): Promise<boolean> => (await holder.query(
-        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        [MIGRATION_LOCK_KEY])).rowCount === 1
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+        [WAITING_MARKER])).rowCount === 1
       for (let i = 0; !(await waiting()); i++) {
         assert.ok(i < 500 && !settled, 'fix neither waited for the lock nor stopped')
         await new Promise((resolve) => setTimeout(resolve, 20))

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
-import { MIGRATION_LOCK_KEY, Migrator, type MigrationFailure } from '../plugin/migrator/index.js'
+import { MIGRATION_LOCK_KEY, Migrator, WAITING_MARKER, type MigrationFailure } from '../plugin/migrator/index.js'
 import { createTestDatabase, hasCode, registryState, sequelizeFor } from './helpers.js'
 import { CREATE_NOTES, addColumn, columns, failIn, fleetTables, folder, ledger, ledgers, runLog } from './fleet-fixtures.js'
 
@@ -257,10 +257,12 @@ test('createSchema during a rollback waits for it, then matches the rolled-back 
   const rollingBack = make().migrateDown({ to: '002-pinned', concurrency: 1 })
   // wait until the rollback holds the lock, then start a creation
   const held = `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_KEY} AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
-  const waiting = held.replace('AND granted', 'AND NOT granted')
+  // a waiter holds nothing: its query, marked with WAITING_MARKER, shows in pg_stat_activity
+  const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()
+    AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_KEY} AND granted)`
   const poll = async (sql: string): Promise<void> => {
     for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-      if ((await sequelize.query<{ n: number }>(sql, { type: QueryTypes.SELECT }))[0]?.n === 1) return
+      if ((await sequelize.query<{ n: number }>(sql, { type: QueryTypes.SELECT, ...(sql === waiting ? { bind: [WAITING_MARKER] } : {}) }))[0]?.n === 1) return
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     throw new Error(`timed out: ${sql}`)

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { TEMPLATE_SCHEMA } from '../plugin/names.js'
-import { MIGRATION_LOCK_KEY, Migrator, type MaintenanceHooks, type MigrateBatch, type MigrationFailure } from '../plugin/migrator/index.js'
+import { MIGRATION_LOCK_KEY, Migrator, WAITING_MARKER, type MaintenanceHooks, type MigrateBatch, type MigrationFailure } from '../plugin/migrator/index.js'
 import { connect, createTestDatabase, hasCode, registryState, sequelizeFor } from './helpers.js'
 import { CREATE_NOTES, addColumn, columns, failIn, fleetTables, folder, ledger, ledgers, runLog } from './fleet-fixtures.js'
 
@@ -358,13 +358,14 @@ test('migrationStatus: who is behind by what, from the ledgers, while another pr
     let settled = false
     void migrating.then(() => { settled = true }, () => { settled = true })
     // the migrate is waiting for the lock
-    const waiting = `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_KEY} AND NOT granted
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+    // a waiter holds nothing: its query, marked with WAITING_MARKER, shows in pg_stat_activity
+    const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()
+      AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = ${MIGRATION_LOCK_KEY} AND granted)`
     for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-      if ((await sequelize.query<{ n: number }>(waiting, { type: QueryTypes.SELECT }))[0]?.n === 1) break
+      if ((await sequelize.query<{ n: number }>(waiting, { type: QueryTypes.SELECT, bind: [WAITING_MARKER] }))[0]?.n === 1) break
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    assert.equal((await sequelize.query<{ n: number }>(waiting, { type: QueryTypes.SELECT }))[0]?.n, 1)
+    assert.equal((await sequelize.query<{ n: number }>(waiting, { type: QueryTypes.SELECT, bind: [WAITING_MARKER] }))[0]?.n, 1)
     const s = await fresh().migrationStatus()
     assert.equal(settled, false, 'migrate is still waiting for the lock')
     assert.deepEqual(s.shared, ['001-settings'])

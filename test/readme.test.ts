@@ -123,7 +123,7 @@ await sequelize.close()
   // the staged run and the rollbacks did what the comments say, and the newcomer has no items table
   'Staged migrations and rollback': `const [[newcomer]] = await sequelize.query("SELECT to_regclass('newcomer.items')::text AS t") as [[{ t: string | null }], unknown]
 const seen = JSON.stringify({ partial: [partial.migrations, partial.templateKept !== null], behind: status.behind.map((b) => b.schema), staged: [staged.migratedSchemas, staged.failures], full: [full.rolledBackSchemas, full.template], newcomer: newcomer?.t ?? null })
-const expected = JSON.stringify({ partial: [['20260101000000-create-items'], true], behind: ['eu_globex', 'eu_initech'], staged: [2, []], full: [3, ['20260101000000-create-items']], newcomer: null })
+const expected = JSON.stringify({ partial: [['20260102000000-index-items-title'], true], behind: ['eu_globex', 'eu_initech'], staged: [2, []], full: [3, ['20260102000000-index-items-title', '20260101000000-create-items']], newcomer: null })
 if (seen !== expected) throw new Error(seen)
 console.log('README-OK')
 await sequelize.close()
@@ -211,7 +211,8 @@ test('every TypeScript block of the README type-checks as a consumer\'s code and
   assert.equal(migrated.code, 0, migrated.out)
   // the library's own shared migrations, and the README's one shared migration (plans)
   const shared = readdirSync(join(root, 'migrations')).filter((f) => f.endsWith('.js')).length + 1
-  assert.match(migrated.out, new RegExp(`migrated: ${shared} shared, 1 in the template`))
+  const tenantMigrations = blocks.filter((b) => b.file.startsWith('migrations/tenant/')).length // create-items, and the online index
+  assert.match(migrated.out, new RegExp(`migrated: ${shared} shared, ${tenantMigrations} in the template`))
   assert.equal((await cli('schema', 'create', 'acme')).code, 0)
   const listed = await cli('schema', 'list')
   assert.equal(listed.out.trim(), 'acme\tacme')

@@ -9,7 +9,8 @@
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { SCHEMA_TABLE, TENANT_MIGRATION_TABLE } from '../../models/index.js'
 import { runWithSchema } from '../context.js'
-import { MIGRATION_LOCK_KEY, type AuditTarget } from '../migrator/index.js'
+import { MIGRATION_LOCK_KEY, WAITING_MARKER, type AuditTarget } from '../migrator/index.js'
+import { waitForLock } from '../migrator/lock.js'
 import { bumpTemplateGeneration, ensureAuditTriggers, missingAuditTriggers } from '../migrator/triggers.js'
 import { TEMPLATE_SCHEMA, quoteLiteral } from '../names.js'
 import { assertMigrated, auditFinding } from './fleet.js'
@@ -23,7 +24,10 @@ export async function applyFixes (sequelize: Sequelize, targets: AuditTarget[], 
     await runWithSchema(null, async () => {
       const query = queryOn(sequelize)
       await assertMigrated(query)
-      await query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`)
+      // Tried, never waited for in a statement: a waiting statement holds a snapshot, and an online
+      // migration's CREATE INDEX CONCURRENTLY waits for every older snapshot (both would hang).
+      await waitForLock(async () => (await sequelize.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK_KEY}) AS ok ${WAITING_MARKER}`,
+        { type: QueryTypes.SELECT, logging: false }))[0]?.ok === true)
       const out: DoctorFinding[] = []
       for (const where of ['public', 'template', 'tenants'] as const) {
         const pairs = await missingAuditTriggers(sequelize, targets, where)

@@ -101,7 +101,8 @@ export async function runDoctor (deps: DoctorDeps, options: DoctorOptions = {}):
 async function leftMaintenance (sequelize: Sequelize): Promise<DoctorFinding[]> {
   const rows = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
     `SELECT schema_name FROM public.boardinghouse_schema WHERE maintenance_by = 'migrate'
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1 AND granted)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1 AND granted
+         AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
      ORDER BY 1`, { type: QueryTypes.SELECT, logging: false }))
   return rows.map(({ schema_name: schema }) => ({
     code: 'maintenance_left_by_migrate' as const,

@@ -13,8 +13,11 @@ export interface MigrationContext {
   schema: string
   /** True while migrating `__template__`, which refuses rows: data steps should skip it. */
   isTemplate: boolean
-  /** The transaction the schema migrates in; queries made without one join it anyway. */
-  transaction: Transaction
+  /**
+   * The transaction the schema migrates in; queries made without one join it anyway. Null in an
+   * online migration (its file exports `transaction = false`), which runs outside a transaction.
+   */
+  transaction: Transaction | null
   options: { userIdType: UserIdType }
 }
 

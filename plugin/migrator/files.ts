@@ -12,6 +12,11 @@ export interface LoadedMigration {
   name: string
   path: string
   module: { up: (...args: unknown[]) => Promise<unknown>, down?: (...args: unknown[]) => Promise<unknown> }
+  /**
+   * False when the file exports `transaction = false` (named, on its default export or on
+   * `module.exports`): an online migration, run outside a transaction (plugin/migrator/online.ts).
+   */
+  transaction: boolean
 }
 
 const MIGRATION_EXTENSIONS = new Set(['.js', '.cjs', '.mjs', '.ts', '.cts', '.mts'])
@@ -37,13 +42,27 @@ export async function loadMigrations (folder: string | undefined): Promise<Loade
   for (const file of files) {
     const path = join(dir, file)
     const imported = await importFile(path) as Record<string, unknown> & { default?: Record<string, unknown> }
-    const mod = (typeof imported.up === 'function' ? imported : imported.default) as LoadedMigration['module'] | undefined
+    const holder = typeof imported.up === 'function' ? imported : imported.default
+    const mod = holder as LoadedMigration['module'] | undefined
     if (mod === undefined || typeof mod.up !== 'function') {
       throw new BoardinghouseErrors.INVALID_OPTION(`migration ${path} exports no up() function`)
     }
-    loaded.push({ name: file.slice(0, -extname(file).length), path, module: mod })
+    loaded.push({ name: file.slice(0, -extname(file).length), path, module: mod, transaction: transactionOption(path, holder as Record<string, unknown>, imported.default) })
   }
   return loaded
+}
+
+/**
+ * A migration's `transaction` export (umzug-style per-migration option): on the module with `up`,
+ * else on its default export (a CommonJS object whose keys the loader did not list). Only a boolean.
+ */
+function transactionOption (path: string, mod: Record<string, unknown>, fallback: Record<string, unknown> | undefined): boolean {
+  const value = mod.transaction ?? fallback?.transaction
+  if (value === undefined) return true
+  if (typeof value !== 'boolean') {
+    throw new BoardinghouseErrors.INVALID_OPTION(`migration ${path} exports transaction = ${JSON.stringify(value) ?? String(value)}: only false (an online migration, run outside a transaction) or true`)
+  }
+  return value
 }
 
 /**

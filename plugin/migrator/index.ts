@@ -13,10 +13,15 @@
  *   connection is kept from idling out and watched: losing it stops the run (FST_BH_MIGRATION_LOCK_LOST)
  *   before another schema commits. Each schema's transaction also takes a transaction-level lock of
  *   its own and reads its ledger after it, so even two runs at once never apply a migration twice.
+ * - Every wait for one of these locks is a retried try, never a statement blocked on it (waitForLock):
+ *   a blocked statement holds a snapshot that a CREATE INDEX CONCURRENTLY would wait for.
+ * - Online migrations (`transaction = false`, online.ts) cut a schema's run into segments: each run
+ *   of transactional migrations is one transaction as above; an online one runs outside any, under
+ *   the schema's session-level lock, and its ledger row is written after it succeeded.
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize'
 import { SequelizeStorage, Umzug, type UmzugStorage } from 'umzug'
-import { TENANT_MIGRATION_TABLE, SCHEMA_TABLE, type UserIdType } from '../../models/index.js'
+import type { UserIdType } from '../../models/index.js'
 import { runWithSchema } from '../context.js'
 import { poolMax, withOwnConnection } from '../db.js'
 import { BoardinghouseErrors } from '../errors.js'
@@ -25,8 +30,9 @@ import { CHANNEL } from '../notify.js'
 import { SequelizeWithDataTypes, schemaQueryInterface, type MigrationContext } from './context.js'
 import { isConnectionLoss, wrapFailure, type RunState } from './failure.js'
 import { libraryMigrationsFolder, loadMigrations, toRunnable, type LoadedMigration } from './files.js'
-import { ledgerStorage } from './ledger.js'
-import { MIGRATION_LOCK_KEY, MigrationLock } from './lock.js'
+import { ledgerStorage, schemasBehind, type LedgerStorage } from './ledger.js'
+import { MIGRATION_LOCK_KEY, MigrationLock, waitForLock } from './lock.js'
+import { OnlineSessions, isOnline, runOnline, segments } from './online.js'
 import { assertTemplateEmpty, bumpTemplateGeneration, ensureAuditTriggers, guardTemplate, missingAuditTriggers, type AuditTarget } from './triggers.js'
 // staged migrations, status and rollback (fleet.ts, targets.ts, status.ts, rollback.ts)
 import { failureOf, planOf, runFleet, selectTargets, stoppedError, whyStopped, type MaintenanceHooks, type MigrateProgress, type MigrationFailure, type StagingOptions } from './fleet.js'
@@ -36,7 +42,7 @@ import type { MigrationTargeting } from './targets.js'
 
 export { SequelizeWithDataTypes, schemaQueryInterface, type MigrationContext } from './context.js'
 export { loadMigrations } from './files.js'
-export { MIGRATION_LOCK_KEY } from './lock.js'
+export { MIGRATION_LOCK_KEY, MIGRATION_LOCK_SHARED_SQL, MIGRATION_RUNNING_STATE, WAITING_MARKER, waitWhileMigrating } from './lock.js'
 export { AUDIT_TRIGGER, GUARD_TRIGGER, type AuditTarget } from './triggers.js'
 
 export type { MaintenanceHooks, MigrateBatch, MigrateProgress, MigrationFailure, MigrationPhase, StagingOptions } from './fleet.js'
@@ -88,6 +94,31 @@ export interface MigratorDeps {
   maintenance?: MaintenanceHooks
 }
 
+/** The migration storage of a schema; `null` outside a transaction (online migrations' ledger reads). */
+type StorageFor = (transaction: Transaction | null) => UmzugStorage<MigrationContext>
+
+interface RunHooks { beforeEach?: () => Promise<void>, after?: (ran: string[]) => Promise<void> }
+
+/**
+ * Takes `schema`'s transaction-level lock (trying, never blocking in a statement: see waitForLock)
+ * and, for a ledger storage, reads its executed names in the same message, after the lock: each
+ * statement of a message has its own snapshot. Returns those names, or null (the storage reads them).
+ */
+async function lockSchema (sequelize: Sequelize, schema: string, store: UmzugStorage<MigrationContext>): Promise<string[] | null> {
+  const read = (store as Partial<LedgerStorage>).executedSql
+  let names: string[] | null = null
+  await waitForLock(async () => {
+    const rows = await sequelize.query<{ bh_locked?: boolean, name?: string }>(
+      `SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK_KEY}, hashtext(${quoteLiteral(schema)})) AS bh_locked${read !== undefined ? `; ${read}` : ''}`,
+      { type: QueryTypes.SELECT, logging: false })
+    // Sequelize returns the rows of every statement of the message, in order.
+    if (rows[0]?.bh_locked !== true) return false
+    if (read !== undefined) names = rows.slice(1).map((r) => r.name as string)
+    return true
+  })
+  return names
+}
+
 export class Migrator {
   private tenantSet: Promise<LoadedMigration[]> | null = null
 
@@ -99,7 +130,7 @@ export class Migrator {
     return await this.tenantSet
   }
 
-  private context (schema: string, transaction: Transaction): MigrationContext {
+  private context (schema: string, transaction: Transaction | null): MigrationContext {
     const { sequelize } = this.deps
     return {
       queryInterface: schemaQueryInterface(sequelize.getQueryInterface(), schema),
@@ -113,11 +144,32 @@ export class Migrator {
   }
 
   /**
-   * Runs `migrations` in `schema` in one transaction, ledger included. Returns the names that ran.
-   * The transaction first takes `schema`'s own transaction-level lock (a concurrent run waits for
-   * it, then reads the ledger it left), and checks the migration lock before it commits.
+   * Runs `migrations` in `schema`: a set of transactional migrations in one transaction, ledger
+   * included; a set with online migrations (`transaction = false`) in segments, each run of
+   * transactional ones in one transaction and each online one on its own (online.ts). Returns the
+   * names that ran. Each transaction first takes `schema`'s own transaction-level lock (a
+   * concurrent run waits for it, then reads the ledger it left), and checks the migration lock
+   * before it commits; `hooks.after` runs at the end of each, with the names it ran.
    */
-  private async runSet (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: (ran: string[]) => Promise<void> } = {}): Promise<string[]> {
+  private async runSet (schema: string, migrations: LoadedMigration[], storage: StorageFor, lock: MigrationLock, hooks: RunHooks = {}): Promise<string[]> {
+    if (!migrations.some(isOnline)) return await this.runTransaction(schema, migrations, storage, lock, hooks)
+    // Segments whose migrations the ledger lists already are skipped (ledger rows are only added
+    // while the run holds the migration lock); the others read it again under the schema's lock.
+    const before = new Set(await runWithSchema(null, async () => await storage(null).executed({ context: this.context(schema, null) })))
+    const ran: string[] = []
+    for (const segment of segments(migrations)) {
+      if (segment.online) {
+        if (before.has(segment.migration.name)) continue
+        if (await this.runOnlineMigration(schema, segment.migration, storage, lock, hooks)) ran.push(segment.migration.name)
+      } else if (segment.migrations.some((m) => !before.has(m.name))) {
+        ran.push(...await this.runTransaction(schema, segment.migrations, storage, lock, hooks))
+      }
+    }
+    return ran
+  }
+
+  /** One transaction of runSet (retried once when a dead pooled connection fails its BEGIN). */
+  private async runTransaction (schema: string, migrations: LoadedMigration[], storage: StorageFor, lock: MigrationLock, hooks: RunHooks): Promise<string[]> {
     for (let attempt = 0; ; attempt++) {
       const state: RunState = { stage: 'begin' }
       try {
@@ -131,30 +183,66 @@ export class Migrator {
     }
   }
 
-  private async runSetOnce (schema: string, migrations: LoadedMigration[], storage: (t: Transaction) => UmzugStorage<MigrationContext>, lock: MigrationLock, hooks: { beforeEach?: () => Promise<void>, after?: (ran: string[]) => Promise<void> }, state: RunState): Promise<string[]> {
+  private async runSetOnce (schema: string, migrations: LoadedMigration[], storage: StorageFor, lock: MigrationLock, hooks: RunHooks, state: RunState): Promise<string[]> {
     const { sequelize } = this.deps
     const searchSchema = schema === 'public' ? null : schema
+    // The lock's connection is probed before COMMIT; here its flag suffices (set on 'error'/'end').
+    if (lock.lost !== null) throw lock.lost
     return await runWithSchema(searchSchema, async () => await sequelize.transaction(async (transaction) =>
       await runWithSchema(searchSchema, async () => {
-        await lock.check()
-        await sequelize.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}, hashtext(:schema))`,
-          { replacements: { schema }, type: QueryTypes.SELECT, logging: false })
+        const store = storage(transaction)
+        const executed = await lockSchema(sequelize, schema, store)
         state.stage = 'migrating'
         const umzug = new Umzug<MigrationContext>({
           migrations: migrations.map(toRunnable),
           context: this.context(schema, transaction),
-          storage: storage(transaction),
+          storage: executed === null ? store : { ...store, executed: async () => executed },
           logger: undefined
         })
         const { beforeEach, after } = hooks
         umzug.on('migrating', ({ name }) => { state.migration = name })
         if (beforeEach !== undefined) umzug.on('migrating', beforeEach)
         const ran = await umzug.up()
-        if (after !== undefined) await after(ran.map((m) => m.name))
-        await lock.check()
+        // The lock is probed (on its own connection) while `after` runs: both before COMMIT.
+        await Promise.all([after?.(ran.map((m) => m.name)), lock.check()])
         state.stage = 'commit'
         return ran.map((m) => m.name)
       }, { transaction })))
+  }
+
+  /** One online migration in one schema (online.ts): outside a transaction, then its ledger row and `after` in one. */
+  private async runOnlineMigration (schema: string, migration: LoadedMigration, storage: StorageFor, lock: MigrationLock, hooks: RunHooks): Promise<boolean> {
+    const { sequelize } = this.deps
+    const searchSchema = schema === 'public' ? null : schema
+    const state: RunState = { stage: 'begin' }
+    const context = this.context(schema, null)
+    try {
+      return await runOnline(OnlineSessions.of(sequelize, lock), {
+        schema,
+        migration,
+        lock,
+        state,
+        executed: async () => await runWithSchema(null, async () => await storage(null).executed({ context })),
+        run: async () => {
+          await runWithSchema(searchSchema, async () => {
+            await hooks.beforeEach?.()
+            await toRunnable(migration).up({ name: migration.name, path: migration.path, context })
+          }, { separateSearchPath: true })
+        },
+        record: async () => {
+          // The schema's session lock is held: this transaction takes no lock of its own.
+          await runWithSchema(searchSchema, async () => await sequelize.transaction(async (transaction) =>
+            await runWithSchema(searchSchema, async () => {
+              await storage(transaction).logMigration({ name: migration.name, path: migration.path, context: this.context(schema, transaction) })
+              await hooks.after?.([migration.name])
+              await lock.check()
+            }, { transaction })))
+        }
+      })
+    } catch (err) {
+      if (err !== null && typeof err === 'object') Object.assign(err, { bhRun: state })
+      throw err
+    }
   }
 
   async migrate (options: MigrateOptions = {}): Promise<MigrateResult> {
@@ -195,20 +283,12 @@ export class Migrator {
         // 2. Which schemas are behind: one query over the ledger.
         const names = tenant.map((m) => m.name)
         await sequelize.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TEMPLATE_SCHEMA)}`, { logging: false })
-        const behind = await runWithSchema(null, async () => await sequelize.query<{ schema_name: string }>(
-          `SELECT s.schema_name FROM (SELECT ${quoteLiteral(TEMPLATE_SCHEMA)}::text AS schema_name, 0 AS ord
-                                      UNION ALL SELECT schema_name, 1 FROM public.${SCHEMA_TABLE}) s
-           WHERE (SELECT count(*) FROM public.${TENANT_MIGRATION_TABLE} m
-                  WHERE m.schema_name = s.schema_name AND m.name = ANY(ARRAY[:names]::text[])) < :count
-           ORDER BY s.ord, s.schema_name`,
-          { replacements: { names: names.length > 0 ? names : [''], count: names.length }, type: QueryTypes.SELECT, logging: false }))
-        const total = await sequelize.query<{ n: string }>(`SELECT count(*) AS n FROM public.${SCHEMA_TABLE}`, { type: QueryTypes.SELECT, logging: false })
-        const tenantCount = Number(total[0]?.n ?? 0)
+        const { behind, tenantCount } = await runWithSchema(null, async () => await schemasBehind(sequelize, names))
 
         // 3. The template first: if it fails, no tenant is touched.
         let templateRan: string[] = []
         const targeted = selection === null ? null : new Set(selection.schemas)
-        const rest = behind.map((r) => r.schema_name).filter((s) => s !== TEMPLATE_SCHEMA && (targeted === null || targeted.has(s)))
+        const rest = behind.filter((s) => s !== TEMPLATE_SCHEMA && (targeted === null || targeted.has(s)))
         const targetedCount = targeted === null ? tenantCount : targeted.size
         const resultOf = (migrated: number, failures: MigrationFailure[], skipped: number): MigrateResult => ({
           shared: sharedRan,
@@ -220,7 +300,7 @@ export class Migrator {
           targetedSchemas: targetedCount,
           skippedSchemas: skipped
         })
-        if (behind.some((r) => r.schema_name === TEMPLATE_SCHEMA)) {
+        if (behind.includes(TEMPLATE_SCHEMA)) {
           try {
             templateRan = await this.runSet(TEMPLATE_SCHEMA, tenant, () => ledgerStorage(sequelize, TEMPLATE_SCHEMA), lock, {
               beforeEach: async () => { await guardTemplate(sequelize) },

@@ -8,6 +8,58 @@ export const MIGRATION_LOCK_KEY = 0x62686d67 // 'bhmg'
 /** How often the lock's connection is probed (a query also resets any idle timeout on it). */
 const LOCK_HEARTBEAT_MS = 5000
 
+/** The first and the longest pause between two tries of a taken advisory lock. */
+const LOCK_RETRY_FIRST_MS = 5
+const LOCK_RETRY_MAX_MS = 250
+
+/**
+ * Waits for an advisory lock by trying it (`pg_try_advisory_*`) until `tryLock` resolves true,
+ * never by blocking inside a statement: a backend waiting in a statement holds a snapshot, and
+ * CREATE INDEX CONCURRENTLY waits for every older snapshot of the database, so a blocked waiter
+ * of a lock held during an online migration would hang with it (undetected by PostgreSQL: the
+ * holder is an idle session). Between tries nothing is held: a waiting transaction (read
+ * committed, no statement running) has no snapshot.
+ */
+export async function waitForLock (tryLock: () => Promise<boolean>): Promise<void> {
+  for (let tries = 0; !(await tryLock()); tries++) await lockRetryPause(tries)
+}
+
+/** The pause before try number `tries + 1` of a taken lock: 5 ms, doubling up to 250 ms. */
+export async function lockRetryPause (tries: number): Promise<void> {
+  const pause = Math.min(LOCK_RETRY_FIRST_MS * 2 ** Math.min(tries, 16), LOCK_RETRY_MAX_MS)
+  await new Promise((resolve) => setTimeout(resolve, pause))
+}
+
+/**
+ * Marks the queries of a session waiting for the migration lock: pg_stat_activity shows it in the
+ * backend's last query while it waits (a waiter holds nothing: pg_locks shows no ungranted lock).
+ */
+export const WAITING_MARKER = '/* boardinghouse: waiting for the migration lock */'
+
+/** True while a migrate holds the migration lock (its session-level exclusive advisory lock). */
+const MIGRATION_RUNNING_SQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ExclusiveLock'
+  AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1) AS running ${WAITING_MARKER}`
+
+/** Waits (reading pg_locks, holding nothing) until no migrate holds the migration lock: a tenant creation's wait. */
+export async function waitWhileMigrating (connection: RawConnection): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    const { rows } = await connection.query(MIGRATION_RUNNING_SQL)
+    if ((rows[0] as { running?: boolean } | undefined)?.running !== true) return
+    await lockRetryPause(tries)
+  }
+}
+
+/** SQLSTATE of MIGRATION_LOCK_SHARED_SQL when a migrate holds the lock: roll back, wait (waitWhileMigrating), try again. */
+export const MIGRATION_RUNNING_STATE = 'BHMIG'
+
+/**
+ * Tenant creation's share of the migration lock, inside its transaction: tried, not waited for in
+ * the statement (see waitForLock); raises MIGRATION_RUNNING_STATE while a migrate holds it.
+ */
+export const MIGRATION_LOCK_SHARED_SQL = `DO $bh$ BEGIN IF NOT pg_try_advisory_xact_lock_shared(${MIGRATION_LOCK_KEY}) THEN
+  RAISE EXCEPTION 'a migrate is running' USING ERRCODE = '${MIGRATION_RUNNING_STATE}'; END IF; END $bh$`
+
 interface PgClientLike {
   on: (event: 'error' | 'end', listener: (err?: Error) => void) => unknown
   off?: (event: 'error' | 'end', listener: (err?: Error) => void) => unknown
@@ -23,6 +75,7 @@ interface PgClientLike {
 export class MigrationLock {
   lost: Error | null = null
   private timer: NodeJS.Timeout | null = null
+  private readonly cleanups: Array<() => Promise<void>> = []
   private readonly onError = (err?: Error): void => { this.markLost(err?.message ?? 'its connection failed', err) }
   private readonly onEnd = (): void => { this.markLost('its connection ended') }
 
@@ -40,7 +93,7 @@ export class MigrationLock {
     const { rows } = await this.connection.query("SELECT current_setting('server_version_num')::int AS v")
     const version = Number((rows[0] as { v: number } | undefined)?.v ?? 0)
     await this.connection.query(`SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0${version >= 140000 ? '; SET idle_session_timeout = 0' : ''}`)
-    await this.connection.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+    await waitForLock(async () => (await this.connection.query(`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS ok ${WAITING_MARKER}`)).rows[0]?.ok === true)
     this.timer = setInterval(() => { this.probe().catch(() => {}) }, LOCK_HEARTBEAT_MS)
     this.timer.unref()
   }
@@ -60,8 +113,14 @@ export class MigrationLock {
     if (this.lost !== null) throw this.lost
   }
 
+  /** Runs `fn` when the run ends, before the lock is released (the online-DDL sessions close). */
+  onRelease (fn: () => Promise<void>): void {
+    this.cleanups.push(fn)
+  }
+
   async release (): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer)
+    for (const fn of this.cleanups.splice(0)) await fn().catch(() => {})
     if (this.lost === null) await this.connection.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`).catch(() => {})
     const client = this.connection as unknown as PgClientLike
     client.off?.('error', this.onError)

@@ -5,6 +5,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize'
 import { SCHEMA_TABLE } from '../../models/index.js'
 import { GUARD_TRIGGER_PREFIX } from '../clone/index.js'
+import { tablesOfSchema } from './catalog.js'
 import { TEMPLATE_SCHEMA, quoteIdent, quoteLiteral } from '../names.js'
 
 export const GUARD_TRIGGER = `${GUARD_TRIGGER_PREFIX}_template_guard`
@@ -21,14 +22,14 @@ export interface AuditTarget {
 
 export const AUDIT_TRIGGER = 'boardinghouse_audit'
 
+
 /**
  * The guard covers tables from the migrations before the current one; a migration that creates a
  * table and fills it in one go is caught here, and its schema's run rolls back.
  */
 export async function assertTemplateEmpty (sequelize: Sequelize): Promise<void> {
   const tables = await sequelize.query<{ relname: string }>(
-    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = :template AND c.relkind IN ('r', 'p') ORDER BY 1`,
+    `SELECT t.relname FROM (${tablesOfSchema(':template')}) t ORDER BY 1`,
     { replacements: { template: TEMPLATE_SCHEMA }, type: QueryTypes.SELECT, logging: false })
   if (tables.length === 0) return
   const probe = tables.map(({ relname }) =>
@@ -51,11 +52,14 @@ export async function missingAuditTriggers (sequelize: Sequelize, targets: Audit
   const schemas = where === 'tenants'
     ? `SELECT schema_name FROM public.${SCHEMA_TABLE}`
     : `SELECT ${quoteLiteral(where === 'public' ? 'public' : TEMPLATE_SCHEMA)}::text AS schema_name`
+  // The audit triggers are read once (hashed), not probed per table: with thousands of schemas a
+  // per-row probe planned on stale catalog statistics can be a scan of pg_trigger for each table.
   const rows = await sequelize.query<{ schema_name: string, relname: string }>(
-    `SELECT s.schema_name, c.relname FROM (${schemas}) s
+    `WITH audited AS MATERIALIZED (SELECT tgrelid FROM pg_catalog.pg_trigger WHERE tgname = :trigger)
+     SELECT s.schema_name, c.relname FROM (${schemas}) s
      JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema_name
      JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname IN (:tables) AND c.relkind IN ('r', 'p')
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = :trigger)
+     WHERE c.oid NOT IN (SELECT tgrelid FROM audited)
      ORDER BY 1, 2`,
     { replacements: { tables: tenantTargets.map((a) => a.table), trigger: AUDIT_TRIGGER }, type: QueryTypes.SELECT, logging: false })
   const byTable = new Map(tenantTargets.map((a) => [a.table, a]))
@@ -75,9 +79,8 @@ export async function ensureAuditTriggers (sequelize: Sequelize, pairs: Array<{ 
 /** Attaches the row guard to every template table that lacks it: the database refuses rows in the template. Returns how many. */
 export async function guardTemplate (sequelize: Sequelize): Promise<number> {
   const tables = await sequelize.query<{ relname: string }>(
-    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = :template AND c.relkind IN ('r', 'p')
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = :guard)`,
+    `SELECT c.relname FROM (${tablesOfSchema(':template')}) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = :guard)`,
     { replacements: { template: TEMPLATE_SCHEMA, guard: GUARD_TRIGGER }, type: QueryTypes.SELECT, logging: false })
   for (const { relname } of tables) {
     await sequelize.query(`CREATE TRIGGER ${quoteIdent(GUARD_TRIGGER)} BEFORE INSERT OR UPDATE ON ${quoteIdent(TEMPLATE_SCHEMA)}.${quoteIdent(relname)}
