@@ -1,14 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { QueryTypes } from 'sequelize'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
 import { defineExampleModels } from '../example/models/index.js'
-import { EXAMPLE_TENANT_MIGRATIONS, createTestDatabase, sequelizeFor, setupBoardinghouse } from './helpers.js'
+import { EXAMPLE_TENANT_MIGRATIONS, createTestDatabase, sequelizeFor, setupBoardinghouse, runCli, type CliRun } from './helpers.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 test('the domain table: add, remove, list; one primary per schema; a dropped schema takes its domains', async (t) => {
   const { bh, sequelize } = await setupBoardinghouse(t)
@@ -136,15 +133,7 @@ test('a domain added through one process is seen by another (two Sequelize insta
 test('the CLI: schema domain add, remove, list', async (t) => {
   const url = await createTestDatabase(t)
   const env = { ...process.env, DATABASE_URL: url }
-  const cli = async (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> => await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'example/boardinghouse.config.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => { resolve({ code, stdout, stderr }) })
-  })
+  const cli = async (...args: string[]): Promise<CliRun> => await runCli(env, ...args)
   const oneLineError = (r: { code: number | null, stderr: string }, code: string): void => {
     assert.equal(r.code, 1, r.stderr)
     assert.match(r.stderr, new RegExp(`^boardinghouse: ${code}: [^\n]*\n$`))

@@ -1,6 +1,7 @@
 /** Test helpers: every test file works in a database of its own, created here and dropped after. */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import type { TestContext } from 'node:test'
 import pg from 'pg'
 
@@ -105,4 +106,20 @@ export function hasCode (code: string, status?: number): (err: unknown) => boole
     if (status !== undefined) assert.equal(e.statusCode, status)
     return true
   }
+}
+
+export interface CliRun { code: number | null, stdout: string, stderr: string }
+
+/** Runs the CLI from source (plugin/cli.ts) with the example's config, in `env` (which names the DATABASE_URL). */
+export async function runCli (env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliRun> {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'example/boardinghouse.config.ts', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.on('error', reject)
+    child.on('close', (code) => { resolve({ code, stdout, stderr }) })
+  })
 }

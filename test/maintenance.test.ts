@@ -23,7 +23,7 @@ import { addJob, withTenant } from '../plugin/jobs/bullmq.js'
 import { encodeNotice, parseNotice } from '../plugin/events.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { buildTestApp, login } from './fixtures/app.js'
-import { EXAMPLE_TENANT_MIGRATIONS, connect, hasCode, registryState, sequelizeFor, setupBoardinghouse } from './helpers.js'
+import { EXAMPLE_TENANT_MIGRATIONS, connect, hasCode, registryState, sequelizeFor, setupBoardinghouse, runCli, type CliRun } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const REDIS = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null }
@@ -508,15 +508,7 @@ test('the CLI: schema maintenance on / off, schema list shows it; usage errors e
   await bh.createSchema('acme', { name: 'Acme Inc.' })
   await bh.createSchema('globex')
   const env = { ...process.env, DATABASE_URL: url }
-  const cli = async (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> => await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'example/boardinghouse.config.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => { resolve({ code, stdout, stderr }) })
-  })
+  const cli = async (...args: string[]): Promise<CliRun> => await runCli(env, ...args)
 
   await t.test('on, list, list --json, off', async () => {
     let r = await cli('schema', 'maintenance', 'on', 'acme', '--retry-after', '120')

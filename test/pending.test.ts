@@ -20,7 +20,7 @@ import { Boardinghouse } from '../plugin/boardinghouse.js'
 import type { BoardinghouseOptions } from '../plugin/options.js'
 import { PENDING_LOCK_KEY, REFILL_BATCH } from '../plugin/pending.js'
 import { defineExampleModels } from '../example/models/index.js'
-import { connect, createTestDatabase, hasCode, registryState, sequelizeFor } from './helpers.js'
+import { connect, createTestDatabase, hasCode, registryState, sequelizeFor, runCli, type CliRun } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const MIGRATIONS = fileURLToPath(new URL('./fixtures/pending-migrations/', import.meta.url))
@@ -602,15 +602,7 @@ test('pendingSchemas and fillPending refuse what the pool cannot hold; a backgro
 test('CLI: schema pending [--fill N] [--status]', async (t) => {
   const url = await createTestDatabase(t, 'bh_pending_cli')
   const env = { ...process.env, DATABASE_URL: url }
-  const cli = async (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> => await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'plugin/cli.ts', '--config', 'example/boardinghouse.config.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => { resolve({ code, stdout, stderr }) })
-  })
+  const cli = async (...args: string[]): Promise<CliRun> => await runCli(env, ...args)
   assert.equal((await cli('migrate')).code, 0)
   let r = await cli('schema', 'pending', '--fill', '2')
   assert.equal(r.code, 0, r.stderr)
