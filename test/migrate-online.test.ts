@@ -233,7 +233,14 @@ await sequelize.close()
     const watcher = await connect(t, url)
     let pids: number[] = []
     try {
-      await until(`the CIC in ${schema} waiting`, async () => (pids = await waitingBackends(watcher, marker)).length === 1)
+      await until(`the CIC in ${schema} waiting`, async () => (await waitingBackends(watcher, marker)).length >= 1)
+      // The build of THIS schema's index: the backend holding its table's SHARE UPDATE EXCLUSIVE lock
+      // (a CONCURRENTLY build holds it throughout) with the INVALID index in place; another schema's
+      // build can wait for a moment too (for older snapshots), and must not be the one terminated.
+      await until(`the CIC in ${schema} identified`, async () =>
+        (pids = (await watcher.query<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'relation' AND relation = $1::regclass
+           AND mode = 'ShareUpdateExclusiveLock' AND granted AND pid <> pg_backend_pid()`, [`"${schema}".items`])).rows.map((r) => r.pid)).length === 1 &&
+        await indexState(sequelize, schema, index) === 'invalid')
     } catch (err) {
       child.kill('SIGKILL')
       throw new Error(`${(err as Error).message}; child output:\n${out}`)
