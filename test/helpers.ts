@@ -123,3 +123,19 @@ export async function runCli (env: NodeJS.ProcessEnv, ...args: string[]): Promis
     child.on('close', (code) => { resolve({ code, stdout, stderr }) })
   })
 }
+
+/** A pg client LISTENing on the change channel; `take()` returns (and clears) the payloads received. */
+export async function listener (t: { after: (fn: () => Promise<void>) => void }, url: string): Promise<{ client: pg.Client, take: () => Promise<string[]> }> {
+  const client = await connect(t, url)
+  const got: string[] = []
+  client.on('notification', (msg) => { got.push(msg.payload ?? '') })
+  await client.query('LISTEN boardinghouse_changes')
+  return {
+    client,
+    take: async () => {
+      // a round trip on the listening connection: notices committed before it are delivered before its result
+      await client.query('SELECT 1')
+      return got.splice(0)
+    }
+  }
+}

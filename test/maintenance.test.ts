@@ -23,7 +23,7 @@ import { addJob, withTenant } from '../plugin/jobs/bullmq.js'
 import { encodeNotice, parseNotice } from '../plugin/events.js'
 import { defineExampleModels } from '../example/models/index.js'
 import { buildTestApp, login } from './fixtures/app.js'
-import { EXAMPLE_TENANT_MIGRATIONS, connect, hasCode, registryState, sequelizeFor, setupBoardinghouse, runCli, type CliRun } from './helpers.js'
+import { EXAMPLE_TENANT_MIGRATIONS, connect, hasCode, registryState, sequelizeFor, setupBoardinghouse, runCli, type CliRun, listener } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const REDIS = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null }
@@ -41,20 +41,6 @@ async function state (sequelize: Sequelize): Promise<unknown> {
   return { ...(await registryState(sequelize)), maintenance: await maintenanceRows(sequelize) }
 }
 
-/** A pg client LISTENing on the change channel; `take()` returns (and clears) the payloads received. */
-async function listener (t: { after: (fn: () => Promise<void>) => void }, url: string): Promise<{ client: pg.Client, take: () => Promise<string[]> }> {
-  const client = await connect(t, url)
-  const got: string[] = []
-  client.on('notification', (msg) => { got.push(msg.payload ?? '') })
-  await client.query('LISTEN boardinghouse_changes')
-  return {
-    client,
-    take: async () => {
-      await client.query('SELECT 1') // notices committed before this round trip arrive before its result
-      return got.splice(0)
-    }
-  }
-}
 
 /** The change listener of an instance (its id is the sender id of its notices). */
 function changesOf (bh: Boardinghouse): { id: string } {

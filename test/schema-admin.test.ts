@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type pg from 'pg'
 import { Boardinghouse } from '../plugin/boardinghouse.js'
-import { connect, hasCode, registryState, setupBoardinghouse } from './helpers.js'
+import { connect, hasCode, registryState, setupBoardinghouse, listener } from './helpers.js'
 
 
 /** The id the instance sends as its NOTIFY payload (the change listener's). */
@@ -15,21 +15,6 @@ function changes (bh: Boardinghouse): { id: string } {
   return (bh as unknown as { changes: { id: string } }).changes
 }
 
-/** A pg client LISTENing on the change channel; `take()` returns (and clears) the payloads received. */
-async function listener (t: { after: (fn: () => Promise<void>) => void }, url: string): Promise<{ client: pg.Client, take: () => Promise<string[]> }> {
-  const client = await connect(t, url)
-  const got: string[] = []
-  client.on('notification', (msg) => { got.push(msg.payload ?? '') })
-  await client.query('LISTEN boardinghouse_changes')
-  return {
-    client,
-    take: async () => {
-      // a round trip on the listening connection: notices committed before it are delivered before its result
-      await client.query('SELECT 1')
-      return got.splice(0)
-    }
-  }
-}
 
 /** The sender ids of notices (a notice is a JSON event carrying its sender's id: see plugin/events.ts). */
 function senders (payloads: string[]): string[] {
